@@ -1,0 +1,38 @@
+"""pgjax: JAX-native policy optimisation — whole training runs as one XLA program."""
+
+from pgjax._xla import configure_host_devices as _configure_host_devices
+
+_configure_host_devices()
+
+from pgjax import advantages, distributions, drifts, envs, losses  # noqa: E402
+from pgjax.advantages import gae  # noqa: E402
+from pgjax.config import ALGORITHMS, Config, make_config, stack_configs  # noqa: E402
+from pgjax.trainer import METRICS, TrainState, make_train, make_trainer  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "Config",
+    "METRICS",
+    "TrainState",
+    "advantages",
+    "distributions",
+    "drifts",
+    "envs",
+    "gae",
+    "losses",
+    "make_config",
+    "make_train",
+    "make_trainer",
+    "stack_configs",
+    "train",
+]
+
+
+def __getattr__(name):
+    if name == "train":  # the runner pulls in matplotlib/tqdm: import on first use
+        from pgjax.runner import train
+
+        return train
+    raise AttributeError(f"module 'pgjax' has no attribute {name!r}")

@@ -1,0 +1,246 @@
+"""Training configurations: frozen pytrees whose shape fields are static and whose continuous
+hyperparameters are leaves, so ``jax.vmap`` over a stack of configs trains a grid in one compile.
+
+``make_config(algo, env, **overrides)`` merges, in order: the field defaults below, the
+algorithm's defaults, the registered preset for (algorithm, env), and the overrides; then
+validates every field on the host (one-line ``ValueError`` naming field, value and allowed range).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from pgjax import drifts
+from pgjax import envs as envs_lib
+
+
+def _static(default):
+    return struct.field(pytree_node=False, default=default)
+
+
+@struct.dataclass
+class Config:
+    """One training run. Static fields shape the program; leaves can be vmapped over."""
+
+    # --- static: what is trained, and the shape of the program ---
+    algo: str = _static("ppo")
+    env: Any = _static("gymnax/CartPole-v1")  #: env id, or a protocol-following env object
+    env_kwargs: tuple = _static(())  #: (name, value) pairs passed to ``envs.make``
+    num_envs: int = _static(16)  #: parallel environments
+    num_steps: int = _static(128)  #: steps per environment per update (rollout length)
+    num_epochs: int = _static(8)  #: passes over each rollout batch
+    num_minibatches: int = _static(8)  #: minibatches per epoch
+    total_timesteps: int = _static(500_000)  #: env steps; trains total // (envs·steps) updates
+    actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes (tanh)
+    critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes (tanh)
+    anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
+    normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
+    clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
+    # --- leaves: continuous hyperparameters ---
+    learning_rate: float = 5e-4
+    gamma: float = 0.99  #: discount γ
+    gae_lambda: float = 0.95  #: GAE λ
+    clip_epsilon: float = 0.2  #: trust-region width ε (drift, value clip and clipfrac)
+    ent_coef: float = 0.01  #: entropy bonus coefficient
+    vf_coef: float = 0.5  #: value-loss coefficient
+    max_grad_norm: float = 0.5  #: global gradient-norm clip
+    adam_eps: float = 1e-5  #: Adam ε
+    reward_scale: float = 1.0  #: rewards are multiplied by this for learning (not for logging)
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def env_id(self) -> str:
+        return self.env if isinstance(self.env, str) else getattr(self.env, "name",
+                                                                  type(self.env).__name__)
+
+    def to_dict(self) -> dict:
+        """Plain-Python view for summaries and logs (leaves converted to lists/floats)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "env":
+                v = self.env_id
+            elif hasattr(v, "tolist"):
+                v = v.tolist()
+            out[f.name] = v
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """A registered algorithm: how it updates and its default hyperparameters."""
+
+    name: str
+    update: str  #: "mirror": epochs × minibatches of first-order steps on E[r·Â − D]
+    drift: Callable | None
+    drift_kwargs: Callable[[Config], dict]
+    defaults: dict
+    presets: dict  #: env id (gymnax ids without the prefix) → overrides
+    description: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ppo": Algorithm(
+        name="ppo",
+        update="mirror",
+        drift=drifts.ppo,
+        drift_kwargs=lambda c: {"epsilon": c.clip_epsilon},
+        defaults={},
+        presets={
+            "CartPole-v1": {},
+            "Pendulum-v1": dict(
+                num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
+                learning_rate=1e-3, gamma=0.95, ent_coef=0.0, reward_scale=0.1,
+                max_grad_norm=0.5, total_timesteps=1_000_000,
+            ),
+        },
+        description="PPO-clip (Schulman et al. 2017) as the drift relu((r − clip(r))·Â)",
+    ),
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
+_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss")
+_TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
+_FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
+    "learning_rate": (0.0, float("inf"), False, False),
+    "gamma": (0.0, 1.0, True, True),
+    "gae_lambda": (0.0, 1.0, True, True),
+    "clip_epsilon": (0.0, float("inf"), False, False),
+    "ent_coef": (0.0, float("inf"), True, False),
+    "vf_coef": (0.0, float("inf"), True, False),
+    "max_grad_norm": (0.0, float("inf"), False, False),
+    "adam_eps": (0.0, float("inf"), False, False),
+    "reward_scale": (0.0, float("inf"), False, False),
+}
+
+
+def _close(word, options):
+    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _range_text(low, high, low_in, high_in):
+    left = "[" if low_in else "("
+    right = "]" if high_in else ")"
+    return f"{left}{low:g}, {high:g}{right}"
+
+
+def _coerce(name, value):
+    """Convert a value (possibly a CLI string) to the field's type, or raise a one-liner."""
+    try:
+        if name in _INT_FIELDS:
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        if name in _BOOL_FIELDS:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "1")
+            return bool(value)
+        if name in _TUPLE_FIELDS:
+            if isinstance(value, str):
+                value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+            value = tuple(int(v) for v in value)
+            if not value or min(value) < 1:
+                raise ValueError
+            return value
+        if name in _FLOAT_RANGES:
+            return float(value)
+    except (TypeError, ValueError):
+        kind = ("an integer" if name in _INT_FIELDS else "true or false" if name in _BOOL_FIELDS
+                else "a list of positive integers like 64,64" if name in _TUPLE_FIELDS
+                else "a number")
+        raise ValueError(f"{name}: {value!r} is not {kind}") from None
+    return value
+
+
+def validate(config: Config) -> None:
+    """Check every field on the host; raise a one-line ``ValueError`` naming the first bad one."""
+    for name in _INT_FIELDS:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}: {getattr(config, name)} must be a positive integer")
+    for name, (low, high, low_in, high_in) in _FLOAT_RANGES.items():
+        value = float(jnp.min(jnp.asarray(getattr(config, name))))
+        top = float(jnp.max(jnp.asarray(getattr(config, name))))
+        ok_low = value >= low if low_in else value > low
+        ok_high = top <= high if high_in else top < high
+        if not (ok_low and ok_high) or value != value:
+            bad = value if not ok_low or value != value else top
+            raise ValueError(f"{name}: {bad:g} is outside the allowed range "
+                             f"{_range_text(low, high, low_in, high_in)}")
+    if config.batch_size % config.num_minibatches:
+        raise ValueError(
+            f"num_minibatches: {config.num_minibatches} does not divide num_envs*num_steps = "
+            f"{config.num_envs}*{config.num_steps} = {config.batch_size}")
+    if config.total_timesteps < config.batch_size:
+        raise ValueError(
+            f"total_timesteps: {config.total_timesteps} is less than one update "
+            f"(num_envs*num_steps = {config.batch_size})")
+
+
+def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
+    """A validated :class:`Config` for ``algo`` on ``env``.
+
+    Args:
+      algo: a registered algorithm name (``pgjax list`` shows them).
+      env: an environment id (``"gymnax/CartPole-v1"`` or ``"CartPole-v1"``) or an environment
+        object following the :mod:`pgjax.envs` protocol.
+      **overrides: any :class:`Config` field; strings are parsed (as from the CLI).
+
+    Example:
+      >>> import pgjax
+      >>> pgjax.make_config("ppo", "CartPole-v1", learning_rate=1e-3).learning_rate
+      0.001
+    """
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo: unknown algorithm {algo!r} (known: {', '.join(ALGORITHMS)})"
+                         f"{_close(algo, ALGORITHMS)}")
+    spec = ALGORITHMS[algo]
+    if isinstance(env, str):
+        env = envs_lib.canonical_id(env)
+        preset = spec.presets.get(env.split("/", 1)[1], {}) if env.startswith("gymnax/") else {}
+    else:
+        envs_lib.make(env)  # checks the protocol
+        preset = {}
+    for name in overrides:
+        if name not in _FIELDS or name in ("algo", "env"):
+            raise ValueError(f"{name}: not a config field{_close(name, _FIELDS)}")
+    values = {**spec.defaults, **preset, **overrides}
+    values = {k: _coerce(k, v) for k, v in values.items()}
+    if "env_kwargs" in values and isinstance(values["env_kwargs"], dict):
+        values["env_kwargs"] = tuple(sorted(values["env_kwargs"].items()))
+    config = Config(algo=algo, env=env, **values)
+    validate(config)
+    return config
+
+
+def stack_configs(configs: list[Config]) -> Config:
+    """Stack configs that differ only in leaves into one config with a leading batch axis, for
+    ``jax.vmap(lambda c, k: make_train(c)(k))(stacked, keys)`` (one compile for the grid)."""
+    treedefs = {jax.tree.structure(c) for c in configs}
+    if len(treedefs) != 1:
+        raise ValueError("stack_configs: configs differ in static (shape) fields; "
+                         "only continuous hyperparameters can be stacked")
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]),
+                        *configs)

@@ -1,0 +1,88 @@
+"""Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax) or a user's own env.
+
+See :mod:`pgjax.envs.core` for the protocol every environment follows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from pgjax.envs.core import (
+    AutoReset,
+    Box,
+    Discrete,
+    Environment,
+    EpisodeStats,
+    EpisodeStatsState,
+    Wrapper,
+)
+
+__all__ = [
+    "AutoReset",
+    "Box",
+    "Discrete",
+    "Environment",
+    "EpisodeStats",
+    "EpisodeStatsState",
+    "Wrapper",
+    "make",
+    "register",
+    "list_envs",
+    "canonical_id",
+]
+
+_registry: dict[str, Callable] = {}
+
+
+def register(env_id: str, factory: Callable) -> None:
+    """Register ``factory(**kwargs) -> env`` under ``env_id`` for :func:`make` and the CLI."""
+    if env_id in _registry:
+        raise ValueError(f"environment id {env_id!r} is already registered")
+    _registry[env_id] = factory
+
+
+def list_envs() -> list[str]:
+    """Every id :func:`make` accepts: the gymnax ids and the registered ones."""
+    from pgjax.envs.gymnax_adapter import gymnax_ids
+
+    return [f"gymnax/{i}" for i in gymnax_ids()] + sorted(_registry)
+
+
+def canonical_id(env_id: str) -> str:
+    """``"CartPole-v1"`` → ``"gymnax/CartPole-v1"``; raises a ``ValueError`` naming close
+    matches for an unknown id."""
+    if env_id in _registry:
+        return env_id
+    full = env_id if "/" in env_id else f"gymnax/{env_id}"
+    known = list_envs()
+    if full in known:
+        return full
+    bare = [k.split("/", 1)[1] for k in known]
+    close = difflib.get_close_matches(env_id.split("/")[-1], bare, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `pgjax list` shows them all"
+    raise ValueError(f"env: unknown environment id {env_id!r}{hint}")
+
+
+def make(env, **kwargs):
+    """An environment following the pgjax protocol.
+
+    Args:
+      env: an id (``"gymnax/<id>"``, a bare gymnax id, or one given to :func:`register`), or an
+        environment object that already follows the protocol (returned as it is).
+      **kwargs: for gymnax ids, fields of the env params to override (e.g.
+        ``max_steps_in_episode=200``); for registered ids, passed to the factory.
+    """
+    if not isinstance(env, str):
+        if not isinstance(env, Environment):
+            raise TypeError(
+                f"env: {type(env).__name__} does not follow the pgjax environment protocol "
+                "(needs observation_space, action_space, reset(key), step(key, state, action))"
+            )
+        return env
+    env_id = canonical_id(env)
+    if env_id in _registry:
+        return _registry[env_id](**kwargs)
+    from pgjax.envs.gymnax_adapter import make_gymnax
+
+    return make_gymnax(env_id.split("/", 1)[1], **kwargs)

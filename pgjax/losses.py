@@ -1,0 +1,89 @@
+"""Policy and value losses. Each returns ``(loss, metrics)`` so that
+``jax.value_and_grad(loss_fn, has_aux=True)`` works; ``where`` masks samples out of the means."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+
+def masked_mean(x, where=None):
+    """Mean of ``x`` over the samples where ``where`` is true (all when ``where`` is None)."""
+    if where is None:
+        return jnp.mean(x)
+    where = jnp.broadcast_to(where, x.shape)
+    return jnp.sum(jnp.where(where, x, 0.0)) / jnp.maximum(jnp.sum(where), 1)
+
+
+def drift_objective(ratio, advantage, drift: Callable, **drift_kwargs):
+    """Per-sample Mirror-Learning objective ``r·Â − D(r, Â)`` (Kuba et al. 2022,
+    arXiv 2201.02373), to be maximised.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import drifts, losses
+      >>> r, a = jnp.array([1.5]), jnp.array([2.0])
+      >>> losses.drift_objective(r, a, drifts.ppo, epsilon=0.2).tolist()  # min(3.0, 1.2·2)
+      [2.4000000953674316]
+    """
+    return ratio * advantage - drift(ratio, advantage, **drift_kwargs)
+
+
+def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwargs=None,
+                clip_epsilon=0.2, where=None):
+    """``−mean(r·Â − D(r, Â))`` with ``r = exp(log π − log π_old)``.
+
+    Metrics: ``policy_loss``; ``drift`` (mean D); ``approx_kl``, the k3 estimator
+    ``mean((r − 1) − log r)`` of KL(π_old‖π) (Schulman 2020, "Approximating KL divergence");
+    ``clipfrac``, the fraction with ``|r − 1| > clip_epsilon``; ``ratio_deviation``, mean
+    ``|r − 1|`` (Xie et al. 2025, arXiv 2401.16025).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import drifts, losses
+      >>> lp = jnp.zeros(4)
+      >>> loss, m = losses.policy_loss(lp, lp, jnp.ones(4), drifts.ppo)
+      >>> float(loss), float(m["approx_kl"])
+      (-1.0, 0.0)
+    """
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    drift_value = drift(ratio, advantage, **(drift_kwargs or {}))
+    loss = -masked_mean(ratio * advantage - drift_value, where)
+    deviation = jnp.abs(ratio - 1.0)
+    metrics = {
+        "policy_loss": loss,
+        "drift": masked_mean(drift_value, where),
+        "approx_kl": masked_mean((ratio - 1.0) - log_ratio, where),
+        "clipfrac": masked_mean((deviation > clip_epsilon).astype(jnp.float32), where),
+        "ratio_deviation": masked_mean(deviation, where),
+    }
+    return loss, metrics
+
+
+def value_loss(values, old_values, returns, *, clip_epsilon=None, where=None):
+    """``½·mean(max((V − R)², (V_clip − R)²))`` with
+    ``V_clip = V_old + clip(V − V_old, −ε, ε)`` (PPO's clipped value loss, Huang et al. 2022,
+    detail 9); with ``clip_epsilon=None``, ``½·mean((V − R)²)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import losses
+      >>> loss, _ = losses.value_loss(jnp.array([1.0]), jnp.array([0.0]), jnp.array([2.0]),
+      ...                             clip_epsilon=0.2)
+      >>> round(float(loss), 4)  # max(1², 1.8²) / 2
+      1.62
+    """
+    squared = (values - returns) ** 2
+    if clip_epsilon is not None:
+        clipped = old_values + jnp.clip(values - old_values, -clip_epsilon, clip_epsilon)
+        squared = jnp.maximum(squared, (clipped - returns) ** 2)
+    loss = 0.5 * masked_mean(squared, where)
+    return loss, {"value_loss": loss}
+
+
+def explained_variance(predictions, targets):
+    """1 − Var(targets − predictions) / Var(targets); NaN-free (0 when Var(targets) = 0)."""
+    var_targets = jnp.var(targets)
+    return jnp.where(var_targets > 0, 1.0 - jnp.var(targets - predictions) / var_targets, 0.0)

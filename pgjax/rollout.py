@@ -1,0 +1,71 @@
+"""Collect a time-major batch of transitions with ``lax.scan`` over (policy sample, env step)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from pgjax.envs import Box
+
+
+@struct.dataclass
+class Transition:
+    """One step of every environment; arrays are ``[num_steps, num_envs, ...]`` after a rollout."""
+
+    obs: jax.Array
+    action: jax.Array  #: as sampled (unclipped for continuous actions)
+    log_prob: jax.Array  #: log π_old(action | obs)
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array  #: terminated or truncated
+    next_obs: jax.Array  #: the true next observation (pre-reset when the episode ended)
+    episode_return: jax.Array  #: undiscounted return of the episode ending here (if done)
+    episode_length: jax.Array
+
+
+def env_action(action_space, action):
+    """The action handed to the env: continuous actions are clipped to the bounds only here."""
+    if isinstance(action_space, Box):
+        return jnp.clip(action, action_space.low, action_space.high)
+    return action
+
+
+def rollout(env, network, actor_params, env_state, obs, key, num_steps):
+    """Run ``num_steps`` vectorised steps of the stochastic policy from ``(env_state, obs)``.
+
+    The final ``(env_state, obs)`` is returned so the next rollout continues the same episodes
+    (no reset between rollouts).
+
+    Returns:
+      ``(env_state, obs, transitions)`` with ``transitions`` time-major ``[num_steps, num_envs]``.
+    """
+    num_envs = obs.shape[0]
+
+    def step(carry, step_key):
+        env_state, obs = carry
+        key_action, key_env = jax.random.split(step_key)
+        policy = network.policy(actor_params, obs)
+        action = policy.sample(key_action)
+        log_prob = policy.log_prob(action)
+        env_keys = jax.random.split(key_env, num_envs)
+        env_state, next_obs, reward, terminated, truncated, info = jax.vmap(env.step)(
+            env_keys, env_state, env_action(env.action_space, action)
+        )
+        transition = Transition(
+            obs=obs,
+            action=action,
+            log_prob=log_prob,
+            reward=reward,
+            terminated=terminated,
+            done=jnp.logical_or(terminated, truncated),
+            next_obs=info["final_observation"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs), transition
+
+    (env_state, obs), transitions = jax.lax.scan(
+        step, (env_state, obs), jax.random.split(key, num_steps)
+    )
+    return env_state, obs, transitions

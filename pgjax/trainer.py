@@ -1,0 +1,150 @@
+"""``make_train(config) -> train(key)``: a whole training run as one pure, vmappable function.
+
+``train`` is ``lax.scan`` of ``update`` over ``config.num_updates`` from ``init(key)``; the
+runner calls the same ``init`` and ``update`` in chunks, so both give identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from pgjax import envs as envs_lib
+from pgjax.advantages import gae
+from pgjax.config import ALGORITHMS, Config
+from pgjax.losses import explained_variance
+from pgjax.networks import make_actor_critic
+from pgjax.rollout import rollout
+from pgjax.updates import Batch, mirror_update
+
+#: Per-update metrics, each a scalar per update (``[num_updates]`` after ``train``).
+METRICS = (
+    "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
+    "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
+    "grad_norm",
+)
+
+
+@struct.dataclass
+class TrainState:
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  #: current observation of every env, ``[num_envs, ...]``
+    key: jax.Array
+    update_step: jax.Array
+
+
+class Trainer(NamedTuple):
+    init: Callable[[jax.Array], TrainState]
+    update: Callable[[TrainState], tuple[TrainState, dict]]
+    num_updates: int
+
+
+def make_env(config: Config):
+    """The training environment: ``envs.make`` with episode statistics."""
+    return envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
+
+
+def make_optimizer(config: Config):
+    """Adam (ε = adam_eps) after a global-norm clip; linear LR decay per update if enabled."""
+    steps_per_update = config.num_epochs * config.num_minibatches
+    learning_rate = config.learning_rate
+    if config.anneal_lr:
+        def learning_rate(count):
+            return config.learning_rate * (
+                1.0 - (count // steps_per_update) / config.num_updates)
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.adam(learning_rate, eps=config.adam_eps),
+    )
+
+
+def episode_metrics(transitions):
+    """Masked means over the episodes that ended in this rollout (NaN when none did)."""
+    done = transitions.done.astype(jnp.float32)
+    count = done.sum()
+    safe = jnp.maximum(count, 1.0)
+    nan = jnp.float32(jnp.nan)
+    return {
+        "episodic_return": jnp.where(
+            count > 0, (transitions.episode_return * done).sum() / safe, nan),
+        "episode_length": jnp.where(
+            count > 0, (transitions.episode_length * done).sum() / safe, nan),
+        "episodes": count,
+    }
+
+
+def make_trainer(config: Config) -> Trainer:
+    """``init(key) -> TrainState`` and ``update(state) -> (state, metrics)`` for ``config``."""
+    algorithm = ALGORITHMS[config.algo]
+    env = make_env(config)
+    network = make_actor_critic(env.observation_space, env.action_space,
+                                config.actor_hidden, config.critic_hidden)
+    optimizer = make_optimizer(config)
+    drift_kwargs = algorithm.drift_kwargs(config)
+
+    def init(key):
+        key_params, key_env, key = jax.random.split(key, 3)
+        env_state, obs = jax.vmap(env.reset)(jax.random.split(key_env, config.num_envs))
+        params = network.init(key_params, obs[0])
+        return TrainState(params, optimizer.init(params), env_state, obs, key,
+                          jnp.zeros((), jnp.int32))
+
+    def update(state):
+        key, key_rollout, key_update = jax.random.split(state.key, 3)
+        env_state, obs, traj = rollout(env, network, state.params.actor, state.env_state,
+                                       state.obs, key_rollout, config.num_steps)
+        # Values of s_t and of the true s'_t (final obs at episode ends), in one pass.
+        values, next_values = jnp.split(
+            network.value(state.params.critic, jnp.concatenate([traj.obs, traj.next_obs])), 2)
+        advantages, targets = gae(traj.reward * config.reward_scale, values, next_values,
+                                  traj.terminated, traj.done,
+                                  gamma=config.gamma, lambda_=config.gae_lambda)
+        batch = jax.tree.map(
+            lambda x: x.reshape((config.batch_size,) + x.shape[2:]),
+            Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets),
+        )
+        params, opt_state, update_metrics = mirror_update(
+            state.params, state.opt_state, batch, key_update, network=network,
+            optimizer=optimizer, config=config, drift=algorithm.drift,
+            drift_kwargs=drift_kwargs)
+        metrics = {
+            "env_steps": (state.update_step + 1) * config.batch_size,
+            **episode_metrics(traj),
+            **update_metrics,
+            "explained_variance": explained_variance(batch.old_value, batch.target),
+        }
+        state = TrainState(params, opt_state, env_state, obs, key, state.update_step + 1)
+        return state, {k: metrics[k] for k in METRICS}
+
+    return Trainer(init, update, config.num_updates)
+
+
+def make_train(config: Config):
+    """A pure ``train(key) -> (final_state, metrics)`` for ``config``.
+
+    ``metrics`` maps each name in :data:`METRICS` to an array ``[num_updates]``. ``train`` can be
+    jitted, and vmapped over keys (seeds) and over stacked configs (see
+    :func:`pgjax.stack_configs`).
+
+    Example:
+      >>> import jax, pgjax
+      >>> config = pgjax.make_config("ppo", "CartPole-v1", total_timesteps=4096)
+      >>> state, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(0))
+      >>> metrics["episodic_return"].shape
+      (2,)
+    """
+    trainer = make_trainer(config)
+
+    def train(key):
+        state = trainer.init(key)
+        return jax.lax.scan(lambda s, _: trainer.update(s), state, None,
+                            length=trainer.num_updates)
+
+    return train
