@@ -1,8 +1,9 @@
-"""Separate actor and critic MLPs with the standard PPO initialisation.
+"""Separate actor and critic MLPs with the standard PPO initialisation, as pure functions.
 
 Hidden layers: tanh, orthogonal init with gain √2, zero biases; policy head gain 0.01; value head
-gain 1.0 (Huang et al. 2022, "The 37 Implementation Details of PPO", details 2 and 13).
-Observations are flattened over their trailing ``obs_ndim`` axes.
+gain 1.0 (Huang et al. 2022, "The 37 Implementation Details of PPO", details 2 and 13); the
+Gaussian policy has a state-independent log-std initialised to 0. Parameters are plain pytrees
+(lists of ``{"w", "b"}`` dicts). Observations are flattened over their trailing ``obs_ndim`` axes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -20,73 +20,66 @@ from pgjax.distributions import Categorical, DiagGaussian
 from pgjax.envs import Box, Discrete
 
 
-class MLP(nn.Module):
-    hidden_sizes: Sequence[int]
-    out_size: int
-    out_scale: float
-
-    @nn.compact
-    def __call__(self, x):
-        for size in self.hidden_sizes:
-            x = nn.Dense(size, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x)
-            x = jnp.tanh(x)
-        return nn.Dense(self.out_size, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
+    """Parameters of an MLP with layer widths ``sizes`` (input first, output last)."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    gains = [math.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
+    return [
+        {"w": jax.nn.initializers.orthogonal(g)(k, (n_in, n_out)), "b": jnp.zeros((n_out,), jnp.float32)}
+        for k, n_in, n_out, g in zip(keys, sizes[:-1], sizes[1:], gains)
+    ]
 
 
-class GaussianHead(nn.Module):
-    """Mean from an MLP, state-independent log-std initialised to 0."""
-
-    hidden_sizes: Sequence[int]
-    action_dim: int
-
-    @nn.compact
-    def __call__(self, x):
-        mean = MLP(self.hidden_sizes, self.action_dim, 0.01)(x)
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return mean, log_std
+def mlp_apply(layers: list[dict], x):
+    """tanh hidden layers, linear output."""
+    for layer in layers[:-1]:
+        x = jnp.tanh(x @ layer["w"] + layer["b"])
+    return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
 @struct.dataclass
 class ActorCriticParams:
-    actor: Any
-    critic: Any
+    actor: Any  #: {"mlp": layers} (+ "log_std" for Gaussian policies)
+    critic: Any  #: {"mlp": layers}
 
 
 @struct.dataclass
 class ActorCritic:
-    """Pure functions of an actor and a critic network (the modules are static)."""
+    """Pure functions of a separate actor and critic; the architecture is static."""
 
-    actor_module: nn.Module = struct.field(pytree_node=False)
-    critic_module: nn.Module = struct.field(pytree_node=False)
-    discrete: bool = struct.field(pytree_node=False)
+    obs_size: int = struct.field(pytree_node=False)
     obs_ndim: int = struct.field(pytree_node=False)
+    action_size: int = struct.field(pytree_node=False)  #: categories, or action dimensions
+    discrete: bool = struct.field(pytree_node=False)
+    actor_hidden: tuple = struct.field(pytree_node=False)
+    critic_hidden: tuple = struct.field(pytree_node=False)
 
     def _flat(self, obs):
         return obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
 
-    def init(self, key: jax.Array, obs: jax.Array) -> ActorCriticParams:
+    def init(self, key: jax.Array) -> ActorCriticParams:
         key_actor, key_critic = jax.random.split(key)
-        x = self._flat(obs)
-        return ActorCriticParams(
-            actor=self.actor_module.init(key_actor, x),
-            critic=self.critic_module.init(key_critic, x),
-        )
+        actor = {"mlp": mlp_init(key_actor, (self.obs_size, *self.actor_hidden,
+                                             self.action_size), 0.01)}
+        if not self.discrete:
+            actor["log_std"] = jnp.zeros((self.action_size,), jnp.float32)
+        critic = {"mlp": mlp_init(key_critic, (self.obs_size, *self.critic_hidden, 1), 1.0)}
+        return ActorCriticParams(actor, critic)
 
     def policy(self, actor_params, obs) -> Categorical | DiagGaussian:
-        out = self.actor_module.apply(actor_params, self._flat(obs))
-        return Categorical(out) if self.discrete else DiagGaussian(*out)
+        out = mlp_apply(actor_params["mlp"], self._flat(obs))
+        return Categorical(out) if self.discrete else DiagGaussian(out, actor_params["log_std"])
 
     def value(self, critic_params, obs) -> jax.Array:
-        return self.critic_module.apply(critic_params, self._flat(obs))[..., 0]
+        return mlp_apply(critic_params["mlp"], self._flat(obs))[..., 0]
 
 
 def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden):
     if isinstance(action_space, Discrete):
-        actor = MLP(tuple(actor_hidden), action_space.n, 0.01)
+        action_size, discrete = action_space.n, True
     elif isinstance(action_space, Box):
-        actor = GaussianHead(tuple(actor_hidden), math.prod(action_space.shape))
+        action_size, discrete = math.prod(action_space.shape), False
     else:
         raise TypeError(f"unsupported action space {action_space!r}")
-    critic = MLP(tuple(critic_hidden), 1, 1.0)
-    return ActorCritic(actor, critic, isinstance(action_space, Discrete),
-                       len(observation_space.shape))
+    return ActorCritic(math.prod(observation_space.shape), len(observation_space.shape),
+                       action_size, discrete, tuple(actor_hidden), tuple(critic_hidden))

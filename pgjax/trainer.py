@@ -92,7 +92,7 @@ def make_trainer(config: Config) -> Trainer:
     def init(key):
         key_params, key_env, key = jax.random.split(key, 3)
         env_state, obs = jax.vmap(env.reset)(jax.random.split(key_env, config.num_envs))
-        params = network.init(key_params, obs[0])
+        params = network.init(key_params)
         return TrainState(params, optimizer.init(params), env_state, obs, key,
                           jnp.zeros((), jnp.int32))
 
