@@ -71,7 +71,7 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
                                  drift=drift, drift_kwargs=drift_kwargs)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), {**metrics, "grad_norm": optax.global_norm(grads)}
+        return (params, opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)}
 
     (params, opt_state), metrics = jax.lax.scan(sgd_step, (params, opt_state), minibatches)
     return params, opt_state, jax.tree.map(jnp.mean, metrics)
