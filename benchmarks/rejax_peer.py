@@ -1,15 +1,8 @@
 """Peer benchmark: rejax 0.1.3 PPO on gymnax 1.0.1 CartPole-v1.
 
-This module is NOT importable from the pgjax venv (rejax is not installed there).
-Run it from a separate venv holding the same pinned stack plus rejax, e.g.::
-
-    python3 -m venv /tmp/rejax-venv
-    /tmp/rejax-venv/bin/pip install jax==0.10.2 jaxlib==0.10.2 flax==0.12.8 \
-        optax==0.2.8 chex==0.1.92 gymnax==1.0.1 six
-    /tmp/rejax-venv/bin/pip install rejax==0.1.3
-        # adds only: distrax 0.1.9, tfp-nightly, dm-tree, wrapt, gast, decorator,
-        # attrs; none of the pinned packages is changed.
-    /tmp/rejax-venv/bin/python benchmarks/_rejax_peer.py --seed 0
+Install with ``pip install -e ".[bench]"`` (rejax 0.1.3 + distrax; no pinned package of pgjax's
+stack changes). Used by ``benchmarks/speed.py``; ``python benchmarks/rejax_peer.py --seed 0``
+runs it alone.
 
 Settings (fixed): CartPole-v1, 16 envs x 128 steps (2048 steps/update),
 8 epochs, 8 minibatches, lr 5e-4 (constant; rejax has no annealing), tanh MLP
@@ -129,16 +122,21 @@ def make_rejax_ppo(total_timesteps: int = 524288):
     return PPO.create(**config)
 
 
-def run_rejax_ppo(seed: int, total_timesteps: int = 524288) -> dict:
-    """Train rejax PPO once; see the module docstring for what is measured."""
+def run_rejax_ppo(seed: int, total_timesteps: int = 524288, seeds: int = 1) -> dict:
+    """Train rejax PPO once (``seeds > 1``: vmapped over seeds, as rejax's README does); see the
+    module docstring for what is measured."""
     iteration_steps = 16 * 128
     if total_timesteps % iteration_steps:
         raise ValueError(f"total_timesteps must be a multiple of {iteration_steps}")
     algo = make_rejax_ppo(total_timesteps)
     rng = jax.random.PRNGKey(seed)
+    train = algo.train
+    if seeds > 1:
+        rng = jax.random.split(rng, seeds)
+        train = jax.vmap(algo.train)
 
     t0 = time.perf_counter()
-    compiled = jax.jit(algo.train).lower(rng).compile()
+    compiled = jax.jit(train).lower(rng).compile()
     compile_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -147,12 +145,13 @@ def run_rejax_ppo(seed: int, total_timesteps: int = 524288) -> dict:
     train_seconds = time.perf_counter() - t0
 
     _lengths, returns = evaluation  # each shape (num_evals=1, 128)
-    assert int(train_state.global_step) == total_timesteps, train_state.global_step
+    assert int(jnp.max(train_state.global_step)) == total_timesteps, train_state.global_step
+    final = returns[:, -1] if seeds > 1 else returns[-1][None]
     return {
         "compile_seconds": float(compile_seconds),
         "train_seconds": float(train_seconds),
-        "steps_per_second": float(total_timesteps / train_seconds),
-        "final_return": float(jnp.mean(returns[-1])),
+        "steps_per_second": float(seeds * total_timesteps / train_seconds),
+        "final_return": [float(x) for x in jnp.mean(final, axis=-1)],
     }
 
 

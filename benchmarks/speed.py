@@ -1,0 +1,131 @@
+"""pgjax PPO against rejax PPO on gymnax CartPole-v1, same settings, one script run.
+
+Settings for both: 16 envs × 128 steps, 8 epochs × 8 minibatches, lr 5e-4 constant, tanh 64×64
+actor and critic, γ 0.99, λ 0.95, ε 0.2, entropy 0.01, value 0.5, 524,288 steps per seed;
+rejax evaluates once, at the end. Two cases:
+
+* one seed: one compiled program each (`jax.jit(make_train(config))` vs `jax.jit(algo.train)`);
+* ``--seeds`` seeds (default 4): each kit's own way — pgjax's runner (`pgjax.train`, seeds sharded
+  over the local devices, one per CPU core), rejax's `jax.vmap(algo.train)` over keys.
+
+Compile seconds are AOT lower+compile; train seconds exclude compile; medians over ``--repeats``.
+The ceiling is a random-action rollout of the same env at the same num_envs.
+Final return: pgjax — mean return of the training episodes that ended in the last 5% of
+updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
+
+    python benchmarks/speed.py [--seeds 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pgjax  # before jax: host devices and XLA CPU settings
+
+import jax  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rejax_peer import run_rejax_ppo  # noqa: E402
+
+STEPS = 524_288
+SETTINGS = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8, learning_rate=5e-4,
+                anneal_lr=False, total_timesteps=STEPS, actor_hidden=(64, 64),
+                critic_hidden=(64, 64), gamma=0.99, gae_lambda=0.95, clip_epsilon=0.2,
+                ent_coef=0.01, vf_coef=0.5)
+
+
+def pgjax_single(seed: int) -> dict:
+    config = pgjax.make_config("ppo", "CartPole-v1", **SETTINGS)
+    key = jax.random.key(seed)
+    start = time.perf_counter()
+    compiled = jax.jit(pgjax.make_train(config)).lower(key).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    state, metrics = jax.block_until_ready(compiled(key))
+    seconds = time.perf_counter() - start
+    from pgjax.runner import final_returns
+
+    metrics = jax.tree.map(lambda x: jax.device_get(x)[None], metrics)
+    return {"compile_seconds": compile_seconds, "train_seconds": seconds,
+            "steps_per_second": STEPS / seconds, "final_return": final_returns(metrics)}
+
+
+def pgjax_seeds(seeds: int, seed: int) -> dict:
+    config = pgjax.make_config("ppo", "CartPole-v1", **SETTINGS)
+    result = pgjax.train(config, seeds=seeds, seed=seed, progress=False)
+    s = result.summary
+    return {"compile_seconds": s["compile_seconds"], "train_seconds": s["run_seconds"],
+            "steps_per_second": s["steps_per_second"], "final_return": s["final_return"]}
+
+
+def env_only_steps_per_second(num_envs: int = 16) -> float:
+    env = pgjax.envs.make("CartPole-v1")
+    n = STEPS // num_envs
+
+    def rollout(key):
+        state, obs = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+
+        def step(state, key):
+            key_action, key_env = jax.random.split(key)
+            action = jax.random.randint(key_action, (num_envs,), 0, 2)
+            state, obs, reward, *_ = jax.vmap(env.step)(jax.random.split(key_env, num_envs),
+                                                        state, action)
+            return state, reward.sum()
+
+        return jax.lax.scan(step, state, jax.random.split(key, n))[1].sum()
+
+    compiled = jax.jit(rollout).lower(jax.random.key(0)).compile()
+    compiled(jax.random.key(0)).block_until_ready()
+    times = []
+    for i in range(3):
+        start = time.perf_counter()
+        compiled(jax.random.key(i)).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return STEPS / statistics.median(times)
+
+
+def median_of(runs: list[dict]) -> dict:
+    out = {k: statistics.median(r[k] for r in runs) for k in ("compile_seconds",
+                                                               "train_seconds",
+                                                               "steps_per_second")}
+    out["final_return"] = [round(x, 1) for r in runs for x in r["final_return"]]
+    return out
+
+
+def report(title: str, ours: dict, peer: dict) -> None:
+    print(f"\n{title}")
+    print(f"{'':8} {'compile s':>10} {'train s':>9} {'steps/s':>10}  final return")
+    for name, r in (("pgjax", ours), ("rejax", peer)):
+        print(f"{name:8} {r['compile_seconds']:>10.2f} {r['train_seconds']:>9.2f} "
+              f"{r['steps_per_second']:>10,.0f}  {r['final_return']}")
+    print(f"pgjax/rejax: steps/s ×{ours['steps_per_second'] / peer['steps_per_second']:.2f}, "
+          f"compile ×{ours['compile_seconds'] / peer['compile_seconds']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"devices: {jax.devices()}; jax {jax.__version__}")
+    ceiling = env_only_steps_per_second()
+    print(f"env-only random rollout, 16 envs: {ceiling:,.0f} steps/s (the ceiling)")
+    single = {"pgjax": [], "rejax": []}
+    multi = {"pgjax": [], "rejax": []}
+    for r in range(args.repeats):  # interleaved, so machine noise hits both alike
+        single["pgjax"].append(pgjax_single(r))
+        single["rejax"].append(run_rejax_ppo(r, STEPS))
+        multi["pgjax"].append(pgjax_seeds(args.seeds, r))
+        multi["rejax"].append(run_rejax_ppo(r, STEPS, seeds=args.seeds))
+    report("one seed, one program each (medians)", median_of(single["pgjax"]),
+           median_of(single["rejax"]))
+    report(f"{args.seeds} seeds, each kit's own multi-seed path (medians)",
+           median_of(multi["pgjax"]), median_of(multi["rejax"]))
+
+
+if __name__ == "__main__":
+    main()
