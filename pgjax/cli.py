@@ -50,7 +50,8 @@ def cmd_train(args) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds: {args.seeds} must be a positive integer")
     config = pgjax.make_config(args.algo, args.env, **overrides)
-    out = args.out or f"runs/{args.algo}-{config.env_id.split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or f"runs/{args.algo}-{config.env_id.split('/')[-1]}-{stamp}"
     result = pgjax.train(config, seeds=args.seeds, out=out, seed=args.seed,
                          progress=not args.quiet)
     print(f"\n{args.algo} on {config.env_id}, final return per seed "

@@ -22,7 +22,8 @@ def ppo(ratio, advantage, epsilon=0.2):
     Example:
       >>> import jax.numpy as jnp
       >>> from pgjax import drifts
-      >>> drifts.ppo(jnp.array([1.0, 1.5, 0.5]), jnp.array([1.0, 1.0, 1.0])).tolist()
-      [0.0, 0.30000001192092896, 0.0]
+      >>> d = drifts.ppo(jnp.array([1.0, 1.5, 0.5]), jnp.array([1.0, 1.0, 1.0]))
+      >>> [round(x, 4) for x in d.tolist()]
+      [0.0, 0.3, 0.0]
     """
     return jax.nn.relu((ratio - jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon)) * advantage)

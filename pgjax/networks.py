@@ -25,7 +25,8 @@ def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
     keys = jax.random.split(key, len(sizes) - 1)
     gains = [math.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
     return [
-        {"w": jax.nn.initializers.orthogonal(g)(k, (n_in, n_out)), "b": jnp.zeros((n_out,), jnp.float32)}
+        {"w": jax.nn.initializers.orthogonal(g)(k, (n_in, n_out)),
+         "b": jnp.zeros((n_out,), jnp.float32)}
         for k, n_in, n_out, g in zip(keys, sizes[:-1], sizes[1:], gains)
     ]
 

@@ -83,6 +83,8 @@ def episode_metrics(transitions):
 def make_trainer(config: Config) -> Trainer:
     """``init(key) -> TrainState`` and ``update(state) -> (state, metrics)`` for ``config``."""
     algorithm = ALGORITHMS[config.algo]
+    if algorithm.update != "mirror":
+        raise NotImplementedError(f"algo: {config.algo!r} has no {algorithm.update!r} update")
     env = make_env(config)
     network = make_actor_critic(env.observation_space, env.action_space,
                                 config.actor_hidden, config.critic_hidden)
