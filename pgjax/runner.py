@@ -140,8 +140,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
             bar.update(steps_per_chunk)
             latest = np.nanmean(metrics["episodic_return"][:, -1]) if np.isfinite(
                 metrics["episodic_return"][:, -1]).any() else float("nan")
-            sps = bar.n / max(time.perf_counter() - run_start, 1e-9)
-            bar.set_postfix_str(f"{sps:,.0f} steps/s, return {latest:.1f}")
+            bar.set_postfix_str(f"return {latest:.1f}")
     jax.block_until_ready(state)
     run_seconds = time.perf_counter() - run_start
     if bar is not None:
