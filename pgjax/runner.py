@@ -66,6 +66,11 @@ def _seed_devices(seeds: int, devices):
     return devices[:count]
 
 
+def _seed_sharding(devices) -> NamedSharding:
+    """Split a leading seed axis across ``devices``."""
+    return NamedSharding(jax.sharding.Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
+
+
 def _over_seeds(fn, devices):
     """``fn`` mapped over a leading seed axis.
 
@@ -77,9 +82,9 @@ def _over_seeds(fn, devices):
     if len(devices) == 1:
         return jax.vmap(fn)
     local = jax.vmap(fn) if devices[0].platform != "cpu" else (lambda x: jax.lax.map(fn, x))
-    mesh = jax.sharding.Mesh(np.array(devices), ("seed",))
-    spec = PartitionSpec("seed")
-    return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    sharding = _seed_sharding(devices)
+    return jax.shard_map(local, mesh=sharding.mesh, in_specs=sharding.spec,
+                         out_specs=sharding.spec, check_vma=False)
 
 
 def versions() -> dict:
@@ -110,11 +115,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=length)
 
     keys = jax.random.split(jax.random.key(seed), seeds)
-    if len(devices) > 1:
-        mesh = jax.sharding.Mesh(np.array(devices), ("seed",))
-        keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("seed")))
-    else:
-        keys = jax.device_put(keys, devices[0])
+    keys = jax.device_put(keys, _seed_sharding(devices) if len(devices) > 1 else devices[0])
     start = time.perf_counter()
     init = jax.jit(_over_seeds(trainer.init, devices)).lower(keys).compile()
     compile_seconds = time.perf_counter() - start
