@@ -20,15 +20,38 @@ from pgjax.distributions import Categorical, DiagGaussian
 from pgjax.envs import Box, Discrete
 
 
-def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
-    """Parameters of an MLP with layer widths ``sizes`` (input first, output last)."""
-    keys = jax.random.split(key, len(sizes) - 1)
+def orthogonal(normal, gain: float = 1.0):
+    """An orthogonal matrix of ``normal``'s shape from a standard-normal draw: ``gain·Q`` of the
+    QR decomposition, signs fixed by ``diag(R)`` (Saxe et al. 2014, arXiv 1312.6120; the same
+    law as ``jax.nn.initializers.orthogonal``). Taking the draw as input lets one RNG call feed
+    every layer, which keeps the init program small to compile."""
+    n_in, n_out = normal.shape
+    z = normal.T if n_in < n_out else normal
+    q, r = jnp.linalg.qr(z)
+    q = q * jnp.sign(jnp.diagonal(r))
+    return gain * (q.T if n_in < n_out else q)
+
+
+def _num_weights(sizes: Sequence[int]) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def mlp_from_normal(normal, sizes: Sequence[int], out_scale: float) -> list[dict]:
+    """MLP parameters with layer widths ``sizes`` (input first, output last) from a flat
+    standard-normal draw of ``Σ n_in·n_out`` numbers: orthogonal weights (gain √2 hidden,
+    ``out_scale`` output) and zero biases."""
+    layers, start = [], 0
     gains = [math.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
-    return [
-        {"w": jax.nn.initializers.orthogonal(g)(k, (n_in, n_out)),
-         "b": jnp.zeros((n_out,), jnp.float32)}
-        for k, n_in, n_out, g in zip(keys, sizes[:-1], sizes[1:], gains)
-    ]
+    for n_in, n_out, gain in zip(sizes[:-1], sizes[1:], gains):
+        w = normal[start:start + n_in * n_out].reshape(n_in, n_out)
+        layers.append({"w": orthogonal(w, gain), "b": jnp.zeros((n_out,), jnp.float32)})
+        start += n_in * n_out
+    return layers
+
+
+def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
+    """Parameters of an MLP with layer widths ``sizes`` (see :func:`mlp_from_normal`)."""
+    return mlp_from_normal(jax.random.normal(key, (_num_weights(sizes),)), sizes, out_scale)
 
 
 def mlp_apply(layers: list[dict], x):
@@ -59,12 +82,15 @@ class ActorCritic:
         return obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
 
     def init(self, key: jax.Array) -> ActorCriticParams:
-        key_actor, key_critic = jax.random.split(key)
-        actor = {"mlp": mlp_init(key_actor, (self.obs_size, *self.actor_hidden,
-                                             self.action_size), 0.01)}
+        actor_sizes = (self.obs_size, *self.actor_hidden, self.action_size)
+        critic_sizes = (self.obs_size, *self.critic_hidden, 1)
+        n_actor = _num_weights(actor_sizes)
+        # One normal draw for every layer: each RNG call site costs compile time.
+        normal = jax.random.normal(key, (n_actor + _num_weights(critic_sizes),))
+        actor = {"mlp": mlp_from_normal(normal[:n_actor], actor_sizes, 0.01)}
         if not self.discrete:
             actor["log_std"] = jnp.zeros((self.action_size,), jnp.float32)
-        critic = {"mlp": mlp_init(key_critic, (self.obs_size, *self.critic_hidden, 1), 1.0)}
+        critic = {"mlp": mlp_from_normal(normal[n_actor:], critic_sizes, 1.0)}
         return ActorCriticParams(actor, critic)
 
     def policy(self, actor_params, obs) -> Categorical | DiagGaussian:
