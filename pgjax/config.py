@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from pgjax import drifts
 from pgjax import envs as envs_lib
+from pgjax.algorithms import ALGORITHMS, Algorithm, user_drift
+from pgjax.updates import DriftInputs
+
+__all__ = ["ALGORITHMS", "Algorithm", "Config", "make_config", "stack_configs", "validate"]
 
 
 def _static(default):
@@ -43,6 +49,8 @@ class Config:
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
+    drift: Callable | None = _static(None)  #: the user's drift (algo "mirror" only)
+    lpo_ppo_init: bool = _static(True)  #: LPO/TA-LPO drift adds PPO's drift inside the ReLU
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -53,6 +61,9 @@ class Config:
     max_grad_norm: float = 0.5  #: global gradient-norm clip
     adam_eps: float = 1e-5  #: Adam ε
     reward_scale: float = 1.0  #: rewards are multiplied by this for learning (not for logging)
+    dpo_alpha: float = 2.0  #: DPO drift α (Â ≥ 0 branch)
+    dpo_beta: float = 0.6  #: DPO drift β (Â < 0 branch)
+    drift_params: Any = None  #: learned-drift parameters (lpo, talpo, or the user's drift)
 
     @property
     def batch_size(self) -> int:
@@ -78,47 +89,20 @@ class Config:
             v = getattr(self, f.name)
             if f.name == "env":
                 v = self.env_id
+            elif f.name == "drift" and v is not None:
+                v = f"{v.__module__}:{getattr(v, '__qualname__', repr(v))}"
+            elif f.name == "drift_params" and v is not None:
+                v = {jax.tree_util.keystr(path): np.asarray(x).tolist()
+                     for path, x in jax.tree_util.tree_leaves_with_path(v)}
             elif hasattr(v, "tolist"):
                 v = v.tolist()
             out[f.name] = v
         return out
 
 
-@dataclasses.dataclass(frozen=True)
-class Algorithm:
-    """A registered algorithm: how it updates and its default hyperparameters."""
-
-    name: str
-    update: str  #: "mirror": epochs × minibatches of first-order steps on E[r·Â − D]
-    drift: Callable | None
-    drift_kwargs: Callable[[Config], dict]
-    defaults: dict
-    presets: dict  #: env id (gymnax ids without the prefix) → overrides
-    description: str
-
-
-ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm(
-        name="ppo",
-        update="mirror",
-        drift=drifts.ppo,
-        drift_kwargs=lambda c: {"epsilon": c.clip_epsilon},
-        defaults={},
-        presets={
-            "CartPole-v1": {},
-            "Pendulum-v1": dict(
-                num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
-                learning_rate=1e-3, gamma=0.95, ent_coef=0.0, reward_scale=0.1,
-                max_grad_norm=0.5, total_timesteps=1_000_000,
-            ),
-        },
-        description="PPO-clip (Schulman et al. 2017) as the drift relu((r − clip(r))·Â)",
-    ),
-}
-
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
-_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss")
+_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss", "lpo_ppo_init")
 _TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
@@ -130,6 +114,8 @@ _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "max_grad_norm": (0.0, float("inf"), False, False),
     "adam_eps": (0.0, float("inf"), False, False),
     "reward_scale": (0.0, float("inf"), False, False),
+    "dpo_alpha": (0.0, float("inf"), False, False),
+    "dpo_beta": (0.0, float("inf"), False, False),
 }
 
 
@@ -167,6 +153,13 @@ def _coerce(name, value):
             return value
         if name in _FLOAT_RANGES:
             return float(value)
+        if name == "drift_params" and isinstance(value, str):
+            return drifts.load_params(value)
+        if name == "drift" and isinstance(value, str):
+            module, _, attr = value.partition(":")
+            return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{name}: cannot import {value!r} (expected module:function)") from None
     except (TypeError, ValueError):
         kind = ("an integer" if name in _INT_FIELDS else "true or false" if name in _BOOL_FIELDS
                 else "a list of positive integers like 64,64" if name in _TUPLE_FIELDS
@@ -197,6 +190,33 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"total_timesteps: {config.total_timesteps} is less than one update "
             f"(num_envs*num_steps = {config.batch_size})")
+    _check_drift(config)
+
+
+def _check_drift(config: Config, size: int = 3) -> None:
+    """Trace the algorithm's drift on abstract inputs of shape ``(size,)`` (``jax.eval_shape``,
+    nothing is computed) and insist on one drift value per sample."""
+    spec = ALGORITHMS[config.algo]
+    if spec.drift is user_drift and not callable(config.drift):
+        raise ValueError(f"drift: {config.drift!r} is not a function; algo 'mirror' needs "
+                         "drift=fn with fn(ratio, advantage) -> array of the same shape")
+    if spec.drift is not user_drift and config.drift is not None:
+        raise ValueError(f"drift: only algo 'mirror' takes a drift function "
+                         f"(algo is {config.algo!r})")
+    name = (getattr(config.drift, "__name__", repr(config.drift)) if spec.drift is user_drift
+            else f"the {config.algo} drift")
+    sample = jax.ShapeDtypeStruct((size,), jnp.float32)
+    inputs = DriftInputs(sample, sample, sample, jax.ShapeDtypeStruct((), jnp.float32))
+    try:
+        out = jax.eval_shape(spec.drift, config, inputs)
+    except Exception as error:  # noqa: BLE001 - any failure of the user's code, in one line
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"drift: {name} fails on ratio and advantage of shape ({size},): "
+                         f"{type(error).__name__}: {detail}") from None
+    if getattr(out, "shape", None) != (size,):
+        raise ValueError(f"drift: {name} returns shape {getattr(out, 'shape', type(out))} for "
+                         f"ratio and advantage of shape ({size},); a drift must return one "
+                         "value per sample")
 
 
 def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
@@ -227,6 +247,8 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
         if name not in _FIELDS or name in ("algo", "env"):
             raise ValueError(f"{name}: not a config field{_close(name, _FIELDS)}")
     values = {**spec.defaults, **preset, **overrides}
+    if spec.drift_params is not None and values.get("drift_params") is None:
+        values["drift_params"] = spec.drift_params()
     values = {k: _coerce(k, v) for k, v in values.items()}
     if "env_kwargs" in values and isinstance(values["env_kwargs"], dict):
         values["env_kwargs"] = tuple(sorted(values["env_kwargs"].items()))

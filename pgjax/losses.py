@@ -1,5 +1,13 @@
-"""Policy and value losses. Each returns ``(loss, metrics)`` so that
-``jax.value_and_grad(loss_fn, has_aux=True)`` works; ``where`` masks samples out of the means."""
+"""Policy, value and entropy losses. Each returns ``(loss, metrics)`` so that
+``jax.value_and_grad(loss_fn, has_aux=True)`` works; ``where`` masks samples out of the means.
+
+A first-order Mirror-Learning algorithm (Kuba et al. 2022, arXiv 2201.02373) minimises::
+
+    policy_loss + c_v·value_loss + c_H·entropy_loss
+    = −mean(r·Â − D(r, Â)) + c_v·½·mean((V − R)²) − c_H·mean H(π)
+
+with the drift D one of :mod:`pgjax.drifts` or the user's own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,18 @@ import jax.numpy as jnp
 
 
 def masked_mean(x, where=None):
-    """Mean of ``x`` over the samples where ``where`` is true (all when ``where`` is None)."""
+    """Mean of ``x`` over the samples where ``where`` is true (all when ``where`` is None)::
+
+        masked_mean(x, w) = Σ_i w_i·x_i / max(Σ_i w_i, 1)
+
+    a fixed-shape reduction (no boolean indexing), so it compiles once for any mask.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import losses
+      >>> float(losses.masked_mean(jnp.array([1.0, 2.0, 9.0]), jnp.array([True, True, False])))
+      1.5
+    """
     if where is None:
         return jnp.mean(x)
     where = jnp.broadcast_to(where, x.shape)
@@ -31,13 +50,26 @@ def drift_objective(ratio, advantage, drift: Callable, **drift_kwargs):
 
 
 def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwargs=None,
-                clip_epsilon=0.2, where=None):
-    """``−mean(r·Â − D(r, Â))`` with ``r = exp(log π − log π_old)``.
+                kl=None, clip_epsilon=0.2, where=None):
+    """The Mirror-Learning policy loss (Kuba et al. 2022, arXiv 2201.02373)::
 
-    Metrics: ``policy_loss``; ``drift`` (mean D); ``approx_kl``, the k3 estimator
-    ``mean((r − 1) − log r)`` of KL(π_old‖π) (Schulman 2020, "Approximating KL divergence");
-    ``clipfrac``, the fraction with ``|r − 1| > clip_epsilon``; ``ratio_deviation``, mean
-    ``|r − 1|`` (Xie et al. 2025, arXiv 2401.16025).
+        L = −mean(r·Â − D(r, Â)),      r = exp(log π − log π_old)
+
+    Args:
+      log_prob: ``log π(a|s)`` under the policy being optimised.
+      old_log_prob: ``log π_old(a|s)`` of the policy that collected the data.
+      advantage: ``Â`` per sample (no gradient flows into it).
+      drift: ``drift(ratio, advantage, **drift_kwargs)``, e.g. :func:`pgjax.drifts.spo`.
+      kl: optional per-sample analytic ``KL(π ‖ π_old)``, reported as ``kl_new_old``.
+      clip_epsilon: the ε of the ``clipfrac`` metric.
+      where: optional mask; samples where it is false are left out of every mean.
+
+    Returns:
+      ``(loss, metrics)``. Metrics: ``policy_loss``; ``drift`` (mean D); ``approx_kl``, the k3
+      estimator ``mean((r − 1) − log r)`` of KL(π_old‖π) (Schulman 2020, "Approximating KL
+      divergence"); ``clipfrac``, the fraction with ``|r − 1| > clip_epsilon``;
+      ``ratio_deviation``, mean ``|r − 1|`` (Xie et al. 2025, arXiv 2401.16025); and
+      ``kl_new_old`` (mean ``kl``) when ``kl`` is given.
 
     Example:
       >>> import jax.numpy as jnp
@@ -46,6 +78,10 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
       >>> loss, m = losses.policy_loss(lp, lp, jnp.ones(4), drifts.ppo)
       >>> float(loss), float(m["approx_kl"])
       (-1.0, 0.0)
+      >>> loss, m = losses.policy_loss(jnp.log(jnp.array([1.5, 1.0])), lp[:2], jnp.ones(2),
+      ...                              drifts.spo, where=jnp.array([True, False]))
+      >>> round(float(loss), 4), round(float(m["drift"]), 4)  # −(1.5 − 0.5²/0.4)
+      (-0.875, 0.625)
     """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
@@ -59,6 +95,8 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
         "clipfrac": masked_mean((deviation > clip_epsilon).astype(jnp.float32), where),
         "ratio_deviation": masked_mean(deviation, where),
     }
+    if kl is not None:
+        metrics["kl_new_old"] = masked_mean(kl, where)
     return loss, metrics
 
 
@@ -81,6 +119,21 @@ def value_loss(values, old_values, returns, *, clip_epsilon=None, where=None):
         squared = jnp.maximum(squared, (clipped - returns) ** 2)
     loss = 0.5 * masked_mean(squared, where)
     return loss, {"value_loss": loss}
+
+
+def entropy_loss(entropy, where=None):
+    """The entropy bonus as a loss, ``−mean H(π(·|s))`` (Williams & Peng 1991; Mnih et al.
+    2016, arXiv 1602.01783), to be scaled by the entropy coefficient.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import losses
+      >>> loss, m = losses.entropy_loss(jnp.log(jnp.array([2.0, 4.0])))
+      >>> round(float(loss), 4), round(float(m["entropy"]), 4)  # −(log 2 + log 4)/2
+      (-1.0397, 1.0397)
+    """
+    mean_entropy = masked_mean(entropy, where)
+    return -mean_entropy, {"entropy": mean_entropy}
 
 
 def explained_variance(predictions, targets):

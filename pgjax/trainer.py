@@ -6,6 +6,7 @@ runner calls the same ``init`` and ``update`` in chunks, so both give identical 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,7 +27,7 @@ from pgjax.updates import Batch, mirror_update
 METRICS = (
     "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
-    "grad_norm",
+    "grad_norm", "kl_new_old",
 )
 
 
@@ -89,7 +90,7 @@ def make_trainer(config: Config) -> Trainer:
     network = make_actor_critic(env.observation_space, env.action_space,
                                 config.actor_hidden, config.critic_hidden)
     optimizer = make_optimizer(config)
-    drift_kwargs = algorithm.drift_kwargs(config)
+    drift = functools.partial(algorithm.drift, config)
 
     def init(key):
         key_params, key_env, key = jax.random.split(key, 3)
@@ -114,8 +115,8 @@ def make_trainer(config: Config) -> Trainer:
         )
         params, opt_state, update_metrics = mirror_update(
             state.params, state.opt_state, batch, key_update, network=network,
-            optimizer=optimizer, config=config, drift=algorithm.drift,
-            drift_kwargs=drift_kwargs)
+            optimizer=optimizer, config=config, drift=drift,
+            progress=state.update_step / config.num_updates)
         metrics = {
             "env_steps": (state.update_step + 1) * config.batch_size,
             **episode_metrics(traj),

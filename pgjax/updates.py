@@ -3,11 +3,17 @@
 Maximise ``E[r·Â − D(r, Â)]`` (Kuba et al. 2022, arXiv 2201.02373) by ``num_epochs`` passes of
 ``num_minibatches`` shuffled minibatches with one optimiser for actor and critic; the loss is
 ``−(r·Â − D) + c_v·L_V − c_H·H``. PPO is the drift :func:`pgjax.drifts.ppo`.
+
+The drift sees :class:`DriftInputs`: the ratio and advantage of each sample, the analytic
+``KL(π ‖ π_old)`` of its state (π_old is evaluated once per update, before the first step) and
+the training progress ``k/K`` — enough for every drift in :mod:`pgjax.drifts`, MDPO's and
+TA-LPO's included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,32 +34,50 @@ class Batch:
     old_value: jax.Array
     advantage: jax.Array
     target: jax.Array  #: value target (GAE return)
+    old_policy: Any = None  #: π_old(·|obs) per sample, filled in by :func:`mirror_update`
 
 
-def mirror_loss(params, minibatch: Batch, *, network, config, drift, drift_kwargs):
+@struct.dataclass
+class DriftInputs:
+    """Everything a drift may depend on, for one minibatch."""
+
+    ratio: jax.Array  #: r = π(a|s) / π_old(a|s) per sample
+    advantage: jax.Array  #: Â per sample (normalised if the config says so)
+    kl: jax.Array  #: analytic KL(π(·|s) ‖ π_old(·|s)) per sample
+    progress: jax.Array  #: k/K, the share of the training updates done (a scalar)
+
+
+def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     """Total loss of one minibatch and its metrics."""
     policy = network.policy(params.actor, minibatch.obs)
     advantage = minibatch.advantage
     if config.normalize_advantages:
         advantage = advantages_lib.normalize(advantage)
+    kl = policy.kl(minibatch.old_policy)
     pg_loss, metrics = losses.policy_loss(
-        policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage, drift,
-        drift_kwargs=drift_kwargs, clip_epsilon=config.clip_epsilon,
+        policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage,
+        lambda ratio, adv: drift(DriftInputs(ratio, adv, kl, progress)),
+        kl=kl, clip_epsilon=config.clip_epsilon,
     )
     values = network.value(params.critic, minibatch.obs)
     v_loss, v_metrics = losses.value_loss(
         values, minibatch.old_value, minibatch.target,
         clip_epsilon=config.clip_epsilon if config.clip_value_loss else None,
     )
-    entropy = policy.entropy().mean()
-    total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-    return total, {**metrics, **v_metrics, "entropy": entropy}
+    ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
+    total = pg_loss + config.vf_coef * v_loss + config.ent_coef * ent_loss
+    return total, {**metrics, **v_metrics, **ent_metrics}
 
 
 def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, config,
-                  drift: Callable, drift_kwargs: dict):
+                  drift: Callable[[DriftInputs], jax.Array], progress=0.0):
     """``num_epochs × num_minibatches`` gradient steps; returns ``(params, opt_state, metrics)``
-    with the metrics averaged over all steps."""
+    with the metrics averaged over all steps. ``progress`` is ``k/K`` for this update."""
+    # π_old on every sample, from the parameters before the first step; each distribution
+    # parameter is broadcast to [batch, event] so that minibatches can be gathered from it.
+    old_policy = network.policy(params.actor, batch.obs)
+    batch = batch.replace(old_policy=jax.tree.map(
+        lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
     num_steps = config.num_epochs * config.num_minibatches
     permutations = jax.vmap(lambda k: jax.random.permutation(k, config.batch_size))(
         jax.random.split(key, config.num_epochs)
@@ -68,7 +92,7 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
     def sgd_step(carry, minibatch):
         params, opt_state = carry
         grads, metrics = grad_fn(params, minibatch, network=network, config=config,
-                                 drift=drift, drift_kwargs=drift_kwargs)
+                                 drift=drift, progress=progress)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return (params, opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)}
