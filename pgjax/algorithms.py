@@ -3,6 +3,11 @@
 An :class:`Algorithm`'s ``drift(config, inputs)`` maps the config's drift hyperparameters (pytree
 leaves, so they can be vmapped over) and the :class:`pgjax.updates.DriftInputs` of a minibatch to
 the per-sample drift D of ``E[r·Â − D]`` (Mirror Learning, Kuba et al. 2022, arXiv 2201.02373).
+
+Example:
+  >>> from pgjax.algorithms import ALGORITHMS
+  >>> sorted(ALGORITHMS)
+  ['dpo', 'lpo', 'mdpo', 'mirror', 'ppo', 'spo', 'talpo']
 """
 
 from __future__ import annotations

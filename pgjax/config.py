@@ -232,6 +232,14 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
       >>> import pgjax
       >>> pgjax.make_config("ppo", "CartPole-v1", learning_rate=1e-3).learning_rate
       0.001
+      >>> def my_drift(ratio, advantage):  # any function of (r, Â), one value per sample
+      ...     return abs(advantage) * (ratio - 1.0) ** 4
+      >>> pgjax.make_config("mirror", "CartPole-v1", drift=my_drift).algo
+      'mirror'
+      >>> pgjax.make_config("mirror", drift=lambda r, a: (r * a).sum())
+      Traceback (most recent call last):
+      ...
+      ValueError: drift: <lambda> returns shape () for ratio and advantage of shape (3,); a drift must return one value per sample
     """
     if algo not in ALGORITHMS:
         raise ValueError(f"algo: unknown algorithm {algo!r} (known: {', '.join(ALGORITHMS)})"

@@ -73,7 +73,7 @@ def dpo(ratio, advantage, alpha=2.0, beta=0.6):
       >>> from pgjax import drifts
       >>> d = drifts.dpo(jnp.array([1.0, 2.0, 0.5]), jnp.array([1.0, 1.0, -1.0]))
       >>> [round(x, 4) for x in d.tolist()]  # 1 − 2·tanh(½), log 2 − 0.6·tanh(log 2 / 0.6)
-      [0.0, 0.0759, 0.1454]
+      [0.0, 0.0758, 0.2015]
     """
     growth = (ratio - 1.0) * advantage
     log_growth = jnp.log(ratio) * advantage
@@ -119,7 +119,8 @@ def lpo_features(ratio, advantage):
 
         x(r, Â) = [ℓ, ℓ², u, u², Â·ℓ, Â·ℓ², Â·u, Â·u²]
 
-    Every feature is 0 at r = 1. Returns an array of shape ``ratio.shape + (8,)``.
+    Every feature is 0 at r = 1. Returns an array of the broadcast shape of ``ratio`` and
+    ``advantage`` plus a last axis of 8.
 
     Example:
       >>> import jax.numpy as jnp
@@ -127,6 +128,7 @@ def lpo_features(ratio, advantage):
       >>> drifts.lpo_features(jnp.ones(3), jnp.ones(3)).shape
       (3, 8)
     """
+    ratio, advantage = jnp.broadcast_arrays(ratio, advantage)
     log_ratio = jnp.log(ratio)
     one_minus = 1.0 - ratio
     base = jnp.stack([log_ratio, log_ratio**2, one_minus, one_minus**2], axis=-1)
@@ -241,7 +243,16 @@ def save_params(path, params: DriftNetParams) -> None:
 
 def load_params(path) -> DriftNetParams:
     """Read learned-drift parameters written by :func:`save_params` (or any ``.npz`` with
-    arrays ``w_hidden [F, H]`` and ``w_out [H]``); raises a one-line ``ValueError`` otherwise."""
+    arrays ``w_hidden [F, H]`` and ``w_out [H]``); raises a one-line ``ValueError`` otherwise.
+
+    Example:
+      >>> import os, tempfile
+      >>> from pgjax import drifts
+      >>> path = os.path.join(tempfile.mkdtemp(), "lpo.npz")
+      >>> drifts.save_params(path, drifts.init_lpo())
+      >>> float(abs(drifts.load_params(path).w_out).max())
+      0.0
+    """
     with np.load(path) as data:
         if not {"w_hidden", "w_out"} <= set(data.files):
             raise ValueError(f"drift_params: {path} has arrays {sorted(data.files)}, "

@@ -137,6 +137,13 @@ def entropy_loss(entropy, where=None):
 
 
 def explained_variance(predictions, targets):
-    """1 − Var(targets − predictions) / Var(targets); NaN-free (0 when Var(targets) = 0)."""
+    """1 − Var(targets − predictions) / Var(targets); NaN-free (0 when Var(targets) = 0).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import losses
+      >>> float(losses.explained_variance(jnp.array([1.0, 2.0]), jnp.array([1.0, 3.0])))
+      0.75
+    """
     var_targets = jnp.var(targets)
     return jnp.where(var_targets > 0, 1.0 - jnp.var(targets - predictions) / var_targets, 0.0)

@@ -1,25 +1,10 @@
+"""The loss library: policy loss given a drift, value loss, entropy bonus."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pgjax import drifts, losses
-
-
-def test_ppo_drift_identity():
-    r = jnp.linspace(0.0, 3.0, 301)[:, None]
-    a = jnp.linspace(-2.0, 2.0, 41)[None, :]
-    objective = r * a - drifts.ppo(r, a, epsilon=0.2)
-    np.testing.assert_allclose(objective, jnp.minimum(r * a, jnp.clip(r, 0.8, 1.2) * a),
-                               atol=1e-6)
-
-
-def test_ppo_drift_is_valid():
-    a = jnp.linspace(-2.0, 2.0, 41)
-    r = jnp.linspace(0.0, 3.0, 301)[:, None]
-    assert np.all(np.asarray(drifts.ppo(r, a)) >= 0)
-    np.testing.assert_allclose(drifts.ppo(jnp.ones_like(a), a), 0.0)
-    slope = jax.vmap(jax.grad(lambda r, a: drifts.ppo(r, a)), (None, 0))(1.0, a)
-    np.testing.assert_allclose(slope, 0.0)
 
 
 def test_policy_loss_at_ratio_one():
@@ -46,3 +31,36 @@ def test_value_loss_is_max_of_clipped_and_unclipped():
     np.testing.assert_allclose(loss, ref, rtol=1e-6)
     plain, _ = losses.value_loss(v, v_old, ret)
     np.testing.assert_allclose(plain, 0.5 * jnp.mean((v - ret) ** 2), rtol=1e-6)
+
+
+def test_policy_loss_mask_leaves_samples_out():
+    lp = jnp.log(jnp.array([1.5, 0.7, 3.0]))
+    adv = jnp.array([1.0, -2.0, 5.0])
+    where = jnp.array([True, True, False])
+    loss, m = losses.policy_loss(lp, jnp.zeros(3), adv, drifts.spo, where=where,
+                                 kl=jnp.array([0.1, 0.3, 100.0]))
+    kept, _ = losses.policy_loss(lp[:2], jnp.zeros(2), adv[:2], drifts.spo)
+    np.testing.assert_allclose(loss, kept, rtol=1e-6)
+    r = jnp.exp(lp[:2])
+    np.testing.assert_allclose(m["drift"], jnp.mean(drifts.spo(r, adv[:2])), rtol=1e-6)
+    np.testing.assert_allclose(m["ratio_deviation"], jnp.mean(jnp.abs(r - 1)), rtol=1e-6)
+    np.testing.assert_allclose(m["kl_new_old"], 0.2, rtol=1e-6)
+    np.testing.assert_allclose(m["clipfrac"], 1.0)
+
+
+def test_policy_loss_gradient_is_objective_gradient():
+    """∂L/∂log π = −r·(Â − ∂D/∂r) per sample / N, for a drift with hyperparameters."""
+    lp = jnp.log(jnp.array([0.6, 1.3, 2.0]))
+    adv = jnp.array([-1.0, 0.5, 2.0])
+    grad = jax.grad(lambda x: losses.policy_loss(x, jnp.zeros(3), adv, drifts.dpo,
+                                                 drift_kwargs={"alpha": 1.0})[0])(lp)
+    r = jnp.exp(lp)
+    d_drift = jax.vmap(jax.grad(lambda r, a: drifts.dpo(r, a, alpha=1.0)))(r, adv)
+    np.testing.assert_allclose(grad, -r * (adv - d_drift) / 3, rtol=1e-5)
+
+
+def test_entropy_loss_is_minus_mean_entropy():
+    h = jnp.array([0.5, 1.0, 4.0])
+    loss, m = losses.entropy_loss(h, where=jnp.array([True, True, False]))
+    np.testing.assert_allclose(loss, -0.75)
+    np.testing.assert_allclose(m["entropy"], 0.75)

@@ -1,0 +1,161 @@
+"""Every registered drift trains through the one mirror update; configs carry the drifts'
+hyperparameters as leaves; bad drifts are refused when the config is built."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pgjax
+from pgjax import drifts
+from pgjax.distributions import DiagGaussian
+from pgjax.envs import Box
+from pgjax.networks import make_actor_critic
+from pgjax.updates import Batch, mirror_loss
+
+TINY = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=2, total_timesteps=4 * 32 * 5)
+LEARNED = ("lpo", "talpo")
+
+
+def tiny_config(algo, **overrides):
+    return pgjax.make_config(algo, "CartPole-v1", **{**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def run():
+    """``run(algo, **overrides)`` → (final state, metrics), compiled once per argument set."""
+    return functools.cache(
+        lambda algo, **kw: jax.jit(pgjax.make_train(tiny_config(algo, **kw)))(jax.random.key(3)))
+
+
+@pytest.mark.parametrize("algo", ["spo", "dpo", "mdpo", "lpo", "talpo"])
+def test_every_algorithm_trains_with_fixed_size_metrics(run, algo):
+    _, metrics = run(algo)
+    assert set(metrics) == set(pgjax.METRICS)
+    for name in pgjax.METRICS:
+        value = np.asarray(metrics[name])
+        assert value.shape == (5,), name
+        if name not in ("episodic_return", "episode_length"):
+            assert np.isfinite(value).all(), name
+    for name in ("kl_new_old", "approx_kl", "drift", "ratio_deviation"):
+        assert (np.asarray(metrics[name]) >= 0).all(), name
+    # Steps past the first move the policy: the KL to π_old and |r − 1| are positive.
+    assert float(metrics["kl_new_old"].max()) > 0 and float(metrics["ratio_deviation"].max()) > 0
+
+
+def test_mdpo_penalty_grows_as_one_over_t_k(run):
+    """drift / KL = 1/t_k = 1/(1 − k/K) in update k: the schedule reaches the drift."""
+    _, metrics = run("mdpo")
+    k = np.arange(5)
+    np.testing.assert_allclose(np.asarray(metrics["drift"] / metrics["kl_new_old"]),
+                               1.0 / (1.0 - k / 5), rtol=1e-3)
+    config = pgjax.make_config("mdpo", "CartPole-v1")  # m full-batch steps, constant rate
+    assert (config.num_minibatches, config.num_epochs, config.anneal_lr) == (1, 10, False)
+
+
+def test_talpo_at_zero_parameters_trains_exactly_like_lpo(run):
+    lpo_state, lpo_metrics = run("lpo")
+    talpo_state, talpo_metrics = run("talpo")
+    for a, b in zip(jax.tree.leaves(lpo_state.params), jax.tree.leaves(talpo_state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_user_drift_trains_exactly_like_the_registered_one(run):
+    state, metrics = run("spo")
+    mirror_state, mirror_metrics = run("mirror", drift=drifts.spo)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(mirror_state.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(metrics["drift"], mirror_metrics["drift"])
+
+
+def test_learned_drift_parameters_are_vmappable_leaves():
+    """Two TA-LPO drift networks (an evolution-strategy population of 2) train in one compile
+    and train differently."""
+    traces = []
+
+    def train(config, key):
+        traces.append(1)
+        return pgjax.make_train(config)(key)
+
+    configs = pgjax.stack_configs([
+        tiny_config("talpo"),
+        tiny_config("talpo", drift_params=drifts.init_talpo(jax.random.key(0), scale=2.0),
+                    dpo_alpha=1.0),
+    ])
+    assert configs.drift_params.w_hidden.shape == (2, 16, 128)
+    keys = jnp.stack([jax.random.key(0)] * 2)
+    _, metrics = jax.jit(jax.vmap(train))(configs, keys)
+    assert len(traces) == 1
+    assert float(metrics["drift"][0].max()) < float(metrics["drift"][1].max())
+
+
+def test_drift_params_load_from_a_file(tmp_path):
+    params = drifts.init_lpo(jax.random.key(5))
+    drifts.save_params(tmp_path / "lpo.npz", params)
+    config = pgjax.make_config("lpo", "CartPole-v1", drift_params=str(tmp_path / "lpo.npz"))
+    np.testing.assert_array_equal(config.drift_params.w_hidden, params.w_hidden)
+    assert np.asarray(config.to_dict()["drift_params"][".w_out"]).shape == (128,)
+    assert float(jnp.abs(pgjax.make_config("lpo").drift_params.w_hidden).max()) == 0.0
+
+
+@pytest.mark.parametrize("algo, overrides, needle", [
+    ("mirror", dict(drift=lambda r, a: jnp.sum(r * a)), "returns shape ()"),
+    ("mirror", dict(drift=lambda r, a: (r * a)[:, None]), "returns shape (3, 1)"),
+    ("mirror", dict(drift=lambda r, a: r @ jnp.ones((2, 2))), "fails on ratio"),
+    ("mirror", {}, "needs drift=fn"),
+    ("ppo", dict(drift=drifts.spo), "only algo 'mirror'"),
+    ("lpo", dict(drift_params=drifts.init_talpo()), "fails on ratio"),
+    ("dpo", dict(dpo_beta=0.0), "outside the allowed range"),
+])
+def test_bad_drift_is_refused_when_the_config_is_built(algo, overrides, needle):
+    field = "dpo_beta" if "dpo_beta" in overrides else "drift"
+    with pytest.raises(ValueError) as error:
+        pgjax.make_config(algo, "CartPole-v1", **overrides)
+    message = str(error.value)
+    assert message.startswith(field) and needle in message and "\n" not in message
+
+
+def test_user_drift_with_parameters_is_called_with_them_first():
+    def scaled_spo(params, ratio, advantage):
+        return params["scale"] * drifts.spo(ratio, advantage)
+
+    config = pgjax.make_config("mirror", "CartPole-v1", drift=scaled_spo,
+                               drift_params={"scale": jnp.float32(2.0)})
+    assert config.to_dict()["drift"].endswith("scaled_spo")
+    with pytest.raises(ValueError, match="^drift: cannot import"):
+        pgjax.make_config("mirror", "CartPole-v1", drift="pgjax.drifts:nope")
+    assert pgjax.make_config("mirror", "CartPole-v1", drift="pgjax.drifts:dpo").drift is drifts.dpo
+
+
+def test_kl_new_old_is_the_analytic_kl_of_the_new_policy_to_the_old():
+    """The update's KL(π ‖ π_old) against a Monte Carlo estimate under π; the reverse direction
+    KL(π_old ‖ π) differs by more than the tolerance, so the direction is checked too."""
+    network = make_actor_critic(Box.make(-1.0, 1.0, (3,)), Box.make(-1.0, 1.0, (2,)), (16,), (16,))
+    old = network.init(jax.random.key(0))
+    new = old.replace(actor={"mlp": jax.tree.map(lambda w: w + 0.3, old.actor["mlp"]),
+                             "log_std": jnp.array([0.6, -0.4])})
+    obs = jax.random.normal(jax.random.key(1), (32, 3))
+    pi, pi_old = network.policy(new.actor, obs), network.policy(old.actor, obs)
+    pi_old = DiagGaussian(pi_old.mean, jnp.broadcast_to(pi_old.log_std, pi_old.mean.shape))
+    zeros = jnp.zeros(32)
+    batch = Batch(obs, zeros[:, None].repeat(2, 1), zeros, zeros, zeros, zeros, pi_old)
+    config = tiny_config("mdpo")
+    _, metrics = mirror_loss(new, batch, network=network, config=config, progress=0.0,
+                             drift=lambda x: drifts.mdpo(x.kl, x.progress))
+    actions = jax.vmap(pi.sample)(jax.random.split(jax.random.key(2), 40_000))  # [S, 32, 2]
+    mc = float(jnp.mean(pi.log_prob(actions) - pi_old.log_prob(actions)))
+    reverse = float(jnp.mean(pi_old.kl(pi)))
+    assert abs(float(metrics["kl_new_old"]) - mc) < 0.02 * mc
+    assert abs(reverse - mc) > 0.1 * mc
+    np.testing.assert_allclose(metrics["drift"], metrics["kl_new_old"], rtol=1e-6)
+
+
+def test_cli_lists_every_algorithm(capsys):
+    from pgjax.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for algo in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "mirror"):
+        assert f"  {algo} " in out
