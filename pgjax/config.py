@@ -90,7 +90,8 @@ class Config:
             if f.name == "env":
                 v = self.env_id
             elif f.name == "drift" and v is not None:
-                v = f"{v.__module__}:{getattr(v, '__qualname__', repr(v))}"
+                v = (f"{v.__module__}:{v.__qualname__}" if hasattr(v, "__qualname__")
+                     else repr(v))
             elif f.name == "drift_params" and v is not None:
                 v = {jax.tree_util.keystr(path): np.asarray(x).tolist()
                      for path, x in jax.tree_util.tree_leaves_with_path(v)}
@@ -203,18 +204,23 @@ def _check_drift(config: Config, size: int = 3) -> None:
     if spec.drift is not user_drift and config.drift is not None:
         raise ValueError(f"drift: only algo 'mirror' takes a drift function "
                          f"(algo is {config.algo!r})")
-    name = (getattr(config.drift, "__name__", repr(config.drift)) if spec.drift is user_drift
-            else f"the {config.algo} drift")
+    if spec.drift is not user_drift and spec.drift_params is None and \
+            config.drift_params is not None:
+        raise ValueError(f"drift_params: algo {config.algo!r} has no learned drift "
+                         "(lpo, talpo and mirror take drift parameters)")
+    # What the user handed in that can break the drift: the function, or the learned params.
+    field, name = (("drift", getattr(config.drift, "__name__", repr(config.drift)))
+                   if spec.drift is user_drift else ("drift_params", f"the {config.algo} drift"))
     sample = jax.ShapeDtypeStruct((size,), jnp.float32)
     inputs = DriftInputs(sample, sample, sample, jax.ShapeDtypeStruct((), jnp.float32))
     try:
         out = jax.eval_shape(spec.drift, config, inputs)
     except Exception as error:  # noqa: BLE001 - any failure of the user's code, in one line
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"drift: {name} fails on ratio and advantage of shape ({size},): "
+        raise ValueError(f"{field}: {name} fails on ratio and advantage of shape ({size},): "
                          f"{type(error).__name__}: {detail}") from None
     if getattr(out, "shape", None) != (size,):
-        raise ValueError(f"drift: {name} returns shape {getattr(out, 'shape', type(out))} for "
+        raise ValueError(f"{field}: {name} returns shape {getattr(out, 'shape', type(out))} for "
                          f"ratio and advantage of shape ({size},); a drift must return one "
                          "value per sample")
 

@@ -108,9 +108,10 @@ def test_drift_params_load_from_a_file(tmp_path):
     ("ppo", dict(drift=drifts.spo), "only algo 'mirror'"),
     ("lpo", dict(drift_params=drifts.init_talpo()), "fails on ratio"),
     ("dpo", dict(dpo_beta=0.0), "outside the allowed range"),
+    ("spo", dict(drift_params=drifts.init_lpo()), "no learned drift"),
 ])
 def test_bad_drift_is_refused_when_the_config_is_built(algo, overrides, needle):
-    field = "dpo_beta" if "dpo_beta" in overrides else "drift"
+    field = next(iter(overrides), "drift")
     with pytest.raises(ValueError) as error:
         pgjax.make_config(algo, "CartPole-v1", **overrides)
     message = str(error.value)
