@@ -58,7 +58,7 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
     Args:
       log_prob: ``log π(a|s)`` under the policy being optimised.
       old_log_prob: ``log π_old(a|s)`` of the policy that collected the data.
-      advantage: ``Â`` per sample (no gradient flows into it).
+      advantage: ``Â`` per sample, data (normalise it first if wanted).
       drift: ``drift(ratio, advantage, **drift_kwargs)``, e.g. :func:`pgjax.drifts.spo`.
       kl: optional per-sample analytic ``KL(π ‖ π_old)``, reported as ``kl_new_old``.
       clip_epsilon: the ε of the ``clipfrac`` metric.
