@@ -80,7 +80,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         update="mirror",
         drift=lambda c, x: drifts.mdpo(x.kl, x.progress),
         # m = 10 full-batch Adam steps per update at a constant learning rate (the paper's
-        # multistep-SGD); the growing KL coefficient plays the part of a learning-rate decay.
+        # multistep-SGD); one minibatch, so advantages are standardised over the whole batch;
+        # the growing KL coefficient plays the part of a learning-rate decay.
         defaults=dict(num_epochs=10, num_minibatches=1, anneal_lr=False, learning_rate=1e-3),
         presets={
             "CartPole-v1": {},
