@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
 from pgjax.advantages import gae
@@ -33,7 +34,7 @@ METRICS = (
 @struct.dataclass
 class TrainState:
     params: Any
-    opt_state: Any
+    opt_state: Any  #: optimiser state over the parameters raveled into one vector
     env_state: Any
     obs: jax.Array  #: current observation of every env, ``[num_envs, ...]``
     key: jax.Array
@@ -95,7 +96,7 @@ def make_trainer(config: Config) -> Trainer:
         key_params, key_env, key = jax.random.split(key, 3)
         env_state, obs = jax.vmap(env.reset)(jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
-        return TrainState(params, optimizer.init(params), env_state, obs, key,
+        return TrainState(params, optimizer.init(ravel_pytree(params)[0]), env_state, obs, key,
                           jnp.zeros((), jnp.int32))
 
     def update(state):
