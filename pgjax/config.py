@@ -219,7 +219,7 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
     spec = ALGORITHMS[algo]
     if isinstance(env, str):
         env = envs_lib.canonical_id(env)
-        preset = spec.presets.get(env.split("/", 1)[1], {}) if env.startswith("gymnax/") else {}
+        preset = spec.presets.get(env, spec.presets.get(env.removeprefix("gymnax/"), {}))
     else:
         envs_lib.make(env)  # checks the protocol
         preset = {}
