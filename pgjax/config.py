@@ -43,6 +43,10 @@ class Config:
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
+    #: running observation normalisation (None: on for continuous actions, set by make_config)
+    normalize_observations: bool | None = _static(None)
+    #: reward scaling by the running std of the discounted return (None: as above)
+    normalize_rewards: bool | None = _static(None)
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -108,7 +112,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             "CartPole-v1": {},
             "Pendulum-v1": dict(
                 num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
-                learning_rate=1e-3, gamma=0.95, ent_coef=0.0, reward_scale=0.1,
+                learning_rate=1e-3, gamma=0.95, ent_coef=0.0,
                 max_grad_norm=0.5, total_timesteps=1_000_000,
             ),
         },
@@ -118,7 +122,8 @@ ALGORITHMS: dict[str, Algorithm] = {
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
-_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss")
+_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
+                "normalize_observations", "normalize_rewards")
 _TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
@@ -232,7 +237,24 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
         values["env_kwargs"] = tuple(sorted(values["env_kwargs"].items()))
     config = Config(algo=algo, env=env, **values)
     validate(config)
-    return config
+    return resolve_defaults(config)
+
+
+def normalizes_by_default(env) -> bool:
+    """Observation and reward normalisation default to on for continuous actions (continuous
+    control barely learns without them) and off for discrete ones."""
+    return isinstance(env.action_space, envs_lib.Box)
+
+
+def resolve_defaults(config: Config) -> Config:
+    """``config`` with the ``None`` (automatic) normalisation switches decided for its env."""
+    if config.normalize_observations is not None and config.normalize_rewards is not None:
+        return config
+    on = normalizes_by_default(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    return config.replace(
+        normalize_observations=on if config.normalize_observations is None
+        else config.normalize_observations,
+        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards)
 
 
 def stack_configs(configs: list[Config]) -> Config:

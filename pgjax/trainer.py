@@ -17,7 +17,7 @@ from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
 from pgjax.advantages import gae
-from pgjax.config import ALGORITHMS, Config
+from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.rollout import rollout
@@ -48,8 +48,15 @@ class Trainer(NamedTuple):
 
 
 def make_env(config: Config):
-    """The training environment: ``envs.make`` with episode statistics."""
-    return envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    """The training environment: ``envs.make`` with episode statistics (of the raw rewards),
+    then observation and reward normalisation as the config says."""
+    config = resolve_defaults(config)
+    env = envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    if config.normalize_observations:
+        env = envs_lib.NormalizeObservation(env)
+    if config.normalize_rewards:
+        env = envs_lib.NormalizeReward(env, config.gamma)
+    return env
 
 
 def make_optimizer(config: Config):
@@ -94,7 +101,8 @@ def make_trainer(config: Config) -> Trainer:
 
     def init(key):
         key_params, key_env, key = jax.random.split(key, 3)
-        env_state, obs = jax.vmap(env.reset)(jax.random.split(key_env, config.num_envs))
+        env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
+            jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
         return TrainState(params, optimizer.init(ravel_pytree(params)[0]), env_state, obs, key,
                           jnp.zeros((), jnp.int32))

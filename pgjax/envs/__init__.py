@@ -18,6 +18,12 @@ from pgjax.envs.core import (
     EpisodeStatsState,
     Wrapper,
 )
+from pgjax.envs.normalize import (
+    ENV_AXIS,
+    NormalizeObservation,
+    NormalizeReward,
+    RunningMoments,
+)
 
 __all__ = [
     "AutoReset",
@@ -27,6 +33,10 @@ __all__ = [
     "EpisodeStats",
     "EpisodeStatsState",
     "Wrapper",
+    "ENV_AXIS",
+    "NormalizeObservation",
+    "NormalizeReward",
+    "RunningMoments",
     "make",
     "register",
     "list_envs",
