@@ -13,7 +13,7 @@ The ceiling is a random-action rollout of the same env at the same num_envs.
 Final return: pgjax — mean return of the training episodes that ended in the last 5% of
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
-    python benchmarks/speed.py [--seeds 4] [--repeats 3]
+    python benchmarks/speed.py [--seeds 4] [--repeats 3] [--families]
 """
 
 from __future__ import annotations
@@ -62,16 +62,24 @@ def pgjax_seeds(seeds: int, seed: int) -> dict:
             "steps_per_second": s["steps_per_second"], "final_return": s["final_return"]}
 
 
-def env_only_steps_per_second(num_envs: int = 16) -> float:
-    env = pgjax.envs.make("CartPole-v1")
-    n = STEPS // num_envs
+def random_actions(space, key, num_envs):
+    if isinstance(space, pgjax.envs.Discrete):
+        return jax.random.randint(key, (num_envs,), 0, space.n)
+    return jax.random.uniform(key, (num_envs, *space.shape), minval=space.low, maxval=space.high)
+
+
+def env_only_steps_per_second(env_id: str = "CartPole-v1", num_envs: int = 16,
+                              steps: int = STEPS) -> float:
+    """Random-action rollout of ``env_id`` (the ceiling for training throughput)."""
+    env = pgjax.envs.make(env_id)
+    n = steps // num_envs
 
     def rollout(key):
         state, obs = jax.vmap(env.reset)(jax.random.split(key, num_envs))
 
         def step(state, key):
             key_action, key_env = jax.random.split(key)
-            action = jax.random.randint(key_action, (num_envs,), 0, 2)
+            action = random_actions(env.action_space, key_action, num_envs)
             state, obs, reward, *_ = jax.vmap(env.step)(jax.random.split(key_env, num_envs),
                                                         state, action)
             return state, reward.sum()
@@ -85,7 +93,21 @@ def env_only_steps_per_second(num_envs: int = 16) -> float:
         start = time.perf_counter()
         compiled(jax.random.key(i)).block_until_ready()
         times.append(time.perf_counter() - start)
-    return STEPS / statistics.median(times)
+    return n * num_envs / statistics.median(times)
+
+
+def env_families(steps: int) -> None:
+    """Training throughput against the env-only ceiling for one Brax env and one MinAtar game
+    (pgjax defaults, 16 envs, one seed)."""
+    print(f"\nenv families: pgjax PPO training vs env-only random rollout, 16 envs, {steps:,} "
+          "steps")
+    print(f"{'env':26} {'env-only steps/s':>17} {'train steps/s':>14} {'train/env-only':>15}")
+    for env_id in ("brax/hopper", "Breakout-MinAtar"):
+        ceiling = env_only_steps_per_second(env_id, 16, steps)
+        config = pgjax.make_config("ppo", env_id, total_timesteps=steps)
+        result = pgjax.train(config, seeds=1, progress=False)
+        rate = result.summary["steps_per_second"]
+        print(f"{env_id:26} {ceiling:>17,.0f} {rate:>14,.0f} {rate / ceiling:>15.2f}")
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -110,6 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--families", action="store_true",
+                        help="also measure a Brax env and a MinAtar game (needs the brax extra)")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
     ceiling = env_only_steps_per_second()
@@ -125,6 +149,8 @@ def main() -> None:
            median_of(single["rejax"]))
     report(f"{args.seeds} seeds, each kit's own multi-seed path (medians)",
            median_of(multi["pgjax"]), median_of(multi["rejax"]))
+    if args.families:
+        env_families(262_144)
 
 
 if __name__ == "__main__":

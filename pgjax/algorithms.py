@@ -27,7 +27,7 @@ class Algorithm:
     update: str  #: "mirror": epochs × minibatches of first-order steps on E[r·Â − D]
     drift: Callable  #: ``drift(config, DriftInputs) -> D`` per sample
     defaults: dict
-    presets: dict  #: env id (gymnax ids without the prefix) → overrides
+    presets: dict  #: env id (a gymnax id may drop its "gymnax/") → overrides
     description: str
     drift_params: Callable[[], Any] | None = None  #: default ``config.drift_params`` (learned)
 
@@ -45,7 +45,7 @@ _PRESETS = {
     "CartPole-v1": {},
     "Pendulum-v1": dict(
         num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
-        learning_rate=1e-3, gamma=0.95, ent_coef=0.0, reward_scale=0.1,
+        learning_rate=1e-3, gamma=0.95, ent_coef=0.0,
         max_grad_norm=0.5, total_timesteps=1_000_000,
     ),
 }
@@ -86,7 +86,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         presets={
             "CartPole-v1": {},
             "Pendulum-v1": dict(
-                num_envs=16, num_steps=256, gamma=0.95, ent_coef=0.0, reward_scale=0.1,
+                num_envs=16, num_steps=256, gamma=0.95, ent_coef=0.0,
                 total_timesteps=1_000_000,
             ),
         },

@@ -24,7 +24,8 @@ from pgjax import envs as envs_lib
 from pgjax.algorithms import ALGORITHMS, Algorithm, user_drift
 from pgjax.updates import DriftInputs
 
-__all__ = ["ALGORITHMS", "Algorithm", "Config", "make_config", "stack_configs", "validate"]
+__all__ = ["ALGORITHMS", "Algorithm", "Config", "make_config", "normalizes_by_default",
+           "resolve_defaults", "stack_configs", "validate"]
 
 
 def _static(default):
@@ -49,6 +50,10 @@ class Config:
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
+    #: running observation normalisation (None: on for continuous actions, set by make_config)
+    normalize_observations: bool | None = _static(None)
+    #: reward scaling by the running std of the discounted return (None: as above)
+    normalize_rewards: bool | None = _static(None)
     drift: Callable | None = _static(None)  #: the user's drift (algo "mirror" only)
     lpo_ppo_init: bool = _static(True)  #: LPO/TA-LPO drift adds PPO's drift inside the ReLU
     # --- leaves: continuous hyperparameters ---
@@ -103,7 +108,8 @@ class Config:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
-_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss", "lpo_ppo_init")
+_BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
+                "normalize_observations", "normalize_rewards", "lpo_ppo_init")
 _TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
@@ -253,7 +259,7 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
     spec = ALGORITHMS[algo]
     if isinstance(env, str):
         env = envs_lib.canonical_id(env)
-        preset = spec.presets.get(env.split("/", 1)[1], {}) if env.startswith("gymnax/") else {}
+        preset = spec.presets.get(env, spec.presets.get(env.removeprefix("gymnax/"), {}))
     else:
         envs_lib.make(env)  # checks the protocol
         preset = {}
@@ -268,7 +274,24 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
         values["env_kwargs"] = tuple(sorted(values["env_kwargs"].items()))
     config = Config(algo=algo, env=env, **values)
     validate(config)
-    return config
+    return resolve_defaults(config)
+
+
+def normalizes_by_default(env) -> bool:
+    """Observation and reward normalisation default to on for continuous actions (continuous
+    control barely learns without them) and off for discrete ones."""
+    return isinstance(env.action_space, envs_lib.Box)
+
+
+def resolve_defaults(config: Config) -> Config:
+    """``config`` with the ``None`` (automatic) normalisation switches decided for its env."""
+    if config.normalize_observations is not None and config.normalize_rewards is not None:
+        return config
+    on = normalizes_by_default(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    return config.replace(
+        normalize_observations=on if config.normalize_observations is None
+        else config.normalize_observations,
+        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards)
 
 
 def stack_configs(configs: list[Config]) -> Config:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from pgjax.envs import Box
+from pgjax.envs import ENV_AXIS, Box
 
 
 @struct.dataclass
@@ -49,9 +49,10 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
         action = policy.sample(key_action)
         log_prob = policy.log_prob(action)
         env_keys = jax.random.split(key_env, num_envs)
-        env_state, next_obs, reward, terminated, truncated, info = jax.vmap(env.step)(
-            env_keys, env_state, env_action(env.action_space, action)
-        )
+        # Named axis: wrappers with statistics shared across envs (normalisation) reduce on it.
+        env_step = jax.vmap(env.step, axis_name=ENV_AXIS)
+        env_state, next_obs, reward, terminated, truncated, info = env_step(
+            env_keys, env_state, env_action(env.action_space, action))
         transition = Transition(
             obs=obs,
             action=action,

@@ -14,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
 from pgjax.advantages import gae
-from pgjax.config import ALGORITHMS, Config
+from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.rollout import rollout
@@ -34,7 +35,7 @@ METRICS = (
 @struct.dataclass
 class TrainState:
     params: Any
-    opt_state: Any
+    opt_state: Any  #: optimiser state over the parameters raveled into one vector
     env_state: Any
     obs: jax.Array  #: current observation of every env, ``[num_envs, ...]``
     key: jax.Array
@@ -48,8 +49,15 @@ class Trainer(NamedTuple):
 
 
 def make_env(config: Config):
-    """The training environment: ``envs.make`` with episode statistics."""
-    return envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    """The training environment: ``envs.make`` with episode statistics (of the raw rewards),
+    then observation and reward normalisation as the config says."""
+    config = resolve_defaults(config)
+    env = envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    if config.normalize_observations:
+        env = envs_lib.NormalizeObservation(env)
+    if config.normalize_rewards:
+        env = envs_lib.NormalizeReward(env, config.gamma)
+    return env
 
 
 def make_optimizer(config: Config):
@@ -94,9 +102,10 @@ def make_trainer(config: Config) -> Trainer:
 
     def init(key):
         key_params, key_env, key = jax.random.split(key, 3)
-        env_state, obs = jax.vmap(env.reset)(jax.random.split(key_env, config.num_envs))
+        env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
+            jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
-        return TrainState(params, optimizer.init(params), env_state, obs, key,
+        return TrainState(params, optimizer.init(ravel_pytree(params)[0]), env_state, obs, key,
                           jnp.zeros((), jnp.int32))
 
     def update(state):

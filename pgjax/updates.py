@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from pgjax import advantages as advantages_lib
 from pgjax import losses
@@ -47,6 +48,31 @@ class DriftInputs:
     progress: jax.Array  #: k/K, the share of the training updates done (a scalar)
 
 
+def shuffled_indices(key, num: int, size: int):
+    """``num`` independent uniformly random permutations of ``range(size)``, ``[num, size]``.
+
+    Each round sorts 32-bit words holding random bits above the current position (low
+    ``⌈log2 size⌉`` bits), so the sort carries the index along; rounds compose, and a pair of
+    indices keeps its relative order only if tied in every round, as in
+    ``jax.random.permutation``'s own analysis (rounds = ⌈3·log2(size) / random bits⌉). One
+    plain integer sort per round is about 9× faster on CPU than ``jax.random.permutation``'s
+    key-value sort (0.57 vs 5.1 ms for 8 × 2048, measured), which was 20% of a PPO update.
+    """
+    index_bits = max(1, (size - 1).bit_length())
+    random_bits = 32 - index_bits
+    if random_bits < 8:
+        return jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, num))
+    rounds = -(-3 * index_bits // random_bits)
+    low = jnp.uint32((1 << index_bits) - 1)
+    position = jnp.arange(size, dtype=jnp.uint32)
+    indices = jnp.broadcast_to(jnp.arange(size, dtype=jnp.int32), (num, size))
+    for round_key in jax.random.split(key, rounds):
+        words = (jax.random.bits(round_key, (num, size)) & ~low) | position
+        order = (jnp.sort(words, axis=-1) & low).astype(jnp.int32)
+        indices = jnp.take_along_axis(indices, order, axis=-1)
+    return indices
+
+
 def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     """Total loss of one minibatch and its metrics."""
     policy = network.policy(params.actor, minibatch.obs)
@@ -72,30 +98,39 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
 def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, config,
                   drift: Callable[[DriftInputs], jax.Array], progress=0.0):
     """``num_epochs × num_minibatches`` gradient steps; returns ``(params, opt_state, metrics)``
-    with the metrics averaged over all steps. ``progress`` is ``k/K`` for this update."""
+    with the metrics averaged over all steps. ``progress`` is ``k/K`` for this update.
+
+    The optimiser works on the parameters raveled into one vector (``opt_state`` is over
+    ``ravel_pytree(params)``): Adam and the global-norm clip are elementwise, so this is the
+    same update, but one fused step instead of one per layer — 15% less time per update on CPU
+    (measured)."""
     # π_old on every sample, from the parameters before the first step; each distribution
     # parameter is broadcast to [batch, event] so that minibatches can be gathered from it.
     old_policy = network.policy(params.actor, batch.obs)
     batch = batch.replace(old_policy=jax.tree.map(
         lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
     num_steps = config.num_epochs * config.num_minibatches
-    permutations = jax.vmap(lambda k: jax.random.permutation(k, config.batch_size))(
-        jax.random.split(key, config.num_epochs)
-    )
+    permutations = shuffled_indices(key, config.num_epochs, config.batch_size)
     minibatches = jax.tree.map(
         lambda x: x[permutations.reshape(-1)].reshape(
             (num_steps, config.minibatch_size) + x.shape[1:]),
         batch,
     )
-    grad_fn = jax.grad(mirror_loss, has_aux=True)
+    flat_params, unravel = ravel_pytree(params)
+
+    def flat_loss(flat, minibatch):
+        return mirror_loss(unravel(flat), minibatch, network=network, config=config,
+                           drift=drift, progress=progress)
+
+    grad_fn = jax.grad(flat_loss, has_aux=True)
 
     def sgd_step(carry, minibatch):
-        params, opt_state = carry
-        grads, metrics = grad_fn(params, minibatch, network=network, config=config,
-                                 drift=drift, progress=progress)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)}
+        flat, opt_state = carry
+        grads, metrics = grad_fn(flat, minibatch)
+        updates, opt_state = optimizer.update(grads, opt_state, flat)
+        flat = optax.apply_updates(flat, updates)
+        return (flat, opt_state), {**metrics, "grad_norm": jnp.linalg.norm(grads)}
 
-    (params, opt_state), metrics = jax.lax.scan(sgd_step, (params, opt_state), minibatches)
-    return params, opt_state, jax.tree.map(jnp.mean, metrics)
+    (flat_params, opt_state), metrics = jax.lax.scan(
+        sgd_step, (flat_params, opt_state), minibatches)
+    return unravel(flat_params), opt_state, jax.tree.map(jnp.mean, metrics)

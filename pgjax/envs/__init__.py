@@ -1,4 +1,5 @@
-"""Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax) or a user's own env.
+"""Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax), ``make("brax/hopper")``
+(the ``brax`` extra), or a user's own env.
 
 See :mod:`pgjax.envs.core` for the protocol every environment follows.
 """
@@ -17,6 +18,12 @@ from pgjax.envs.core import (
     EpisodeStatsState,
     Wrapper,
 )
+from pgjax.envs.normalize import (
+    ENV_AXIS,
+    NormalizeObservation,
+    NormalizeReward,
+    RunningMoments,
+)
 
 __all__ = [
     "AutoReset",
@@ -26,6 +33,10 @@ __all__ = [
     "EpisodeStats",
     "EpisodeStatsState",
     "Wrapper",
+    "ENV_AXIS",
+    "NormalizeObservation",
+    "NormalizeReward",
+    "RunningMoments",
     "make",
     "register",
     "list_envs",
@@ -43,23 +54,33 @@ def register(env_id: str, factory: Callable) -> None:
 
 
 def list_envs() -> list[str]:
-    """Every id :func:`make` accepts: the gymnax ids and the registered ones."""
+    """Every id :func:`make` accepts: the gymnax ids, the Brax ids (when the ``brax`` extra is
+    installed) and the registered ones."""
+    from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
 
-    return [f"gymnax/{i}" for i in gymnax_ids()] + sorted(_registry)
+    return ([f"gymnax/{i}" for i in gymnax_ids()] + [f"brax/{i}" for i in brax_ids()]
+            + sorted(_registry))
 
 
 def canonical_id(env_id: str) -> str:
     """``"CartPole-v1"`` → ``"gymnax/CartPole-v1"``; raises a ``ValueError`` naming close
-    matches for an unknown id."""
+    matches for an unknown id. Only ``brax/`` ids (or an unknown id) import Brax."""
+    from pgjax.envs.brax_adapter import brax_ids
+    from pgjax.envs.gymnax_adapter import gymnax_ids
+
     if env_id in _registry:
         return env_id
-    full = env_id if "/" in env_id else f"gymnax/{env_id}"
-    known = list_envs()
-    if full in known:
-        return full
-    bare = [k.split("/", 1)[1] for k in known]
-    close = difflib.get_close_matches(env_id.split("/")[-1], bare, n=3, cutoff=0.5)
+    family, _, name = env_id.rpartition("/")
+    if family == "brax":
+        if not brax_ids():
+            raise ValueError(f"env: {env_id} needs the brax extra: pip install 'pgjax[brax]'")
+        if name in brax_ids():
+            return env_id
+    elif family in ("", "gymnax") and name in gymnax_ids():
+        return f"gymnax/{name}"
+    bare = [k.split("/", 1)[1] for k in list_envs() if "/" in k]
+    close = difflib.get_close_matches(name, bare, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `pgjax list` shows them all"
     raise ValueError(f"env: unknown environment id {env_id!r}{hint}")
 
@@ -71,7 +92,9 @@ def make(env, **kwargs):
       env: an id (``"gymnax/<id>"``, a bare gymnax id, or one given to :func:`register`), or an
         environment object that already follows the protocol (returned as it is).
       **kwargs: for gymnax ids, fields of the env params to override (e.g.
-        ``max_steps_in_episode=200``); for registered ids, passed to the factory.
+        ``max_steps_in_episode=200``); for Brax ids, ``backend`` (default ``"spring"``),
+        ``episode_length`` (default 1000) and Brax constructor arguments; for registered ids,
+        passed to the factory.
     """
     if not isinstance(env, str):
         if not isinstance(env, Environment):
@@ -83,6 +106,11 @@ def make(env, **kwargs):
     env_id = canonical_id(env)
     if env_id in _registry:
         return _registry[env_id](**kwargs)
+    family, name = env_id.split("/", 1)
+    if family == "brax":
+        from pgjax.envs.brax_adapter import make_brax
+
+        return make_brax(name, **kwargs)
     from pgjax.envs.gymnax_adapter import make_gymnax
 
-    return make_gymnax(env_id.split("/", 1)[1], **kwargs)
+    return make_gymnax(name, **kwargs)

@@ -70,6 +70,9 @@ class Wrapper:
     def __getattr__(self, name):
         return getattr(self.env, name)
 
+    def __repr__(self):
+        return f"{type(self).__name__}({self.env!r})"
+
     @property
     def observation_space(self):
         return self.env.observation_space
