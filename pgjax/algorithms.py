@@ -86,7 +86,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         presets={
             "CartPole-v1": {},
             "Pendulum-v1": dict(
-                num_envs=16, num_steps=256, gamma=0.95, ent_coef=0.0,
+                num_envs=16, num_steps=256, learning_rate=5e-4, gamma=0.95, ent_coef=0.0,
                 total_timesteps=1_000_000,
             ),
         },
