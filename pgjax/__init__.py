@@ -7,6 +7,7 @@ _configure_host_devices()
 from pgjax import advantages, distributions, drifts, envs, losses  # noqa: E402
 from pgjax.advantages import gae  # noqa: E402
 from pgjax.config import ALGORITHMS, Config, make_config, stack_configs  # noqa: E402
+from pgjax.policy import evaluate, make_policy  # noqa: E402
 from pgjax.trainer import METRICS, TrainState, make_train, make_trainer  # noqa: E402
 
 __version__ = "0.1.0"
@@ -20,9 +21,11 @@ __all__ = [
     "distributions",
     "drifts",
     "envs",
+    "evaluate",
     "gae",
     "losses",
     "make_config",
+    "make_policy",
     "make_train",
     "make_trainer",
     "stack_configs",

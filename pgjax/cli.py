@@ -1,4 +1,4 @@
-"""``pgjax train ALGO ENV [...]`` and ``pgjax list``.
+"""``pgjax train ALGO ENV [...]``, ``pgjax eval DIR`` and ``pgjax list``.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
 not divide, ...) prints one line naming the field and what is allowed, and exits with status 2
@@ -62,6 +62,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+    from pathlib import Path
+
+    import pgjax  # sets XLA host devices before jax is imported
+    import jax
+    import numpy as np
+
+    from pgjax.config import config_from_dict
+    from pgjax.policy import POLICY_FILE, evaluate, load_policies
+
+    run = Path(args.dir)
+    if not (run / "summary.json").exists() or not (run / POLICY_FILE).exists():
+        raise ValueError(f"eval: {run} has no summary.json and {POLICY_FILE} "
+                         "(a directory written by `pgjax train`)")
+    summary = json.loads((run / "summary.json").read_text())
+    config = config_from_dict(summary["config"])
+    policies = load_policies(run / POLICY_FILE, config, summary["seeds"])
+    keys = jax.random.split(jax.random.key(args.seed), summary["seeds"])
+    returns = np.asarray(jax.jit(jax.vmap(lambda p, k: evaluate(
+        config, p, k, args.episodes, deterministic=args.deterministic)))(policies, keys))
+    mode = "deterministic" if args.deterministic else "stochastic"
+    print(f"{config.algo} on {config.env_id}: {args.episodes} {mode} episodes per seed")
+    print(f"{'seed':>4}  {'eval return':>11}  {'± std':>7}  {'trained final return':>20}")
+    for i, (r, final) in enumerate(zip(returns, summary["final_return"])):
+        print(f"{i:>4}  {np.nanmean(r):>11.1f}  {np.nanstd(r):>7.1f}  {final:>20.1f}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from pgjax.config import ALGORITHMS
     from pgjax.envs import list_envs
@@ -90,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+    evaluation = sub.add_parser("eval", help="evaluate the policies a `pgjax train` run saved")
+    evaluation.add_argument("dir", help="the run directory")
+    evaluation.add_argument("--episodes", type=int, default=16, help="per seed (default 16)")
+    evaluation.add_argument("--deterministic", action="store_true",
+                            help="act with the distribution's mode instead of sampling")
+    evaluation.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    evaluation.set_defaults(func=cmd_eval)
     lst = sub.add_parser("list", help="list algorithms and environments")
     lst.set_defaults(func=cmd_list)
     return parser

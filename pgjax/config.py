@@ -277,6 +277,15 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
     return resolve_defaults(config)
 
 
+def config_from_dict(values: dict) -> Config:
+    """The config that :meth:`Config.to_dict` described (as in a run's ``summary.json``)."""
+    fields = {k: v for k, v in values.items()
+              if k in _FIELDS and k not in ("algo", "env") and v is not None}
+    if "env_kwargs" in fields:
+        fields["env_kwargs"] = {k: v for k, v in fields["env_kwargs"]}
+    return make_config(values["algo"], values["env"], **fields)
+
+
 def normalizes_by_default(env) -> bool:
     """Observation and reward normalisation default to on for continuous actions (continuous
     control barely learns without them) and off for discrete ones."""

@@ -7,7 +7,9 @@ Files written to ``out`` (the user-facing contract):
   in :data:`pgjax.METRICS` (``episodic_return`` is NaN for updates in which no episode ended);
 * ``summary.json`` — ``final_return`` (one value per seed), ``steps_per_second``,
   ``compile_seconds``, timings, devices, the full config and package versions;
-* ``curve.png`` — episodic return against env steps, per seed and mean.
+* ``curve.png`` — episodic return against env steps, per seed and mean;
+* ``policy.msgpack`` — each seed's trained policy (actor parameters and observation
+  statistics), for ``pgjax eval DIR`` and :func:`pgjax.policy.load_policies`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from pgjax.config import Config
+from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.trainer import METRICS, make_trainer
 
 #: Share of the last updates whose finished episodes make up ``final_return``.
@@ -185,6 +188,7 @@ def write_run(result: RunResult, out: Path) -> None:
                 writer.writerow([s, u + 1, *(_fmt(metrics[k][s, u]) for k in METRICS)])
     with open(out / "summary.json", "w") as f:
         json.dump(result.summary, f, indent=2, default=str)
+    save_policies(out / POLICY_FILE, result.config, result.final_state)
     plot_curve(metrics, out / "curve.png", f"{result.config.algo} on {result.config.env_id}")
 
 

@@ -99,7 +99,8 @@ def test_runner_shards_seeds_over_devices(config, tmp_path):
     single = pgjax.train(config, seeds=2, num_chunks=2, progress=False, devices=devices[:1])
     assert len(sharded.summary["devices"]) == 2
     assert _max_diff(sharded.final_state.params, single.final_state.params) < 1e-5
-    assert {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "summary.json", "curve.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "summary.json", "curve.png",
+                                                "policy.msgpack"}
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("seed,update,env_steps,episodic_return")
     assert len(lines) == 1 + 2 * config.num_updates

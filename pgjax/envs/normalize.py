@@ -57,6 +57,21 @@ class RunningMoments:
         return self.merge(mean, var, jax.lax.psum(1.0, axis_name))
 
 
+def normalize_observation(moments: RunningMoments, obs, *, clip: float = 10.0,
+                          epsilon: float = 1e-8):
+    """``clip((o − μ) / √(σ² + ε), ±clip)``."""
+    return jnp.clip((obs - moments.mean) / jnp.sqrt(moments.var + epsilon), -clip, clip)
+
+
+def observation_moments(env_state) -> RunningMoments | None:
+    """The observation statistics inside a (wrapped) env state, or None if it has none."""
+    while env_state is not None:
+        if isinstance(env_state, ObservationNormState):
+            return env_state.moments
+        env_state = getattr(env_state, "env_state", None)
+    return None
+
+
 @struct.dataclass
 class ObservationNormState:
     env_state: Any
@@ -80,8 +95,7 @@ class NormalizeObservation(Wrapper):
         self.clip, self.epsilon, self.axis_name, self.frozen = clip, epsilon, axis_name, frozen
 
     def normalize(self, moments: RunningMoments, obs):
-        z = (obs - moments.mean) / jnp.sqrt(moments.var + self.epsilon)
-        return jnp.clip(z, -self.clip, self.clip)
+        return normalize_observation(moments, obs, clip=self.clip, epsilon=self.epsilon)
 
     def _observe(self, moments, obs):
         return moments if self.frozen else moments.update(obs, self.axis_name)
