@@ -98,8 +98,9 @@ class Config:
                 v = (f"{v.__module__}:{v.__qualname__}" if hasattr(v, "__qualname__")
                      else repr(v))
             elif f.name == "drift_params" and v is not None:
-                v = {jax.tree_util.keystr(path): np.asarray(x).tolist()
-                     for path, x in jax.tree_util.tree_leaves_with_path(v)}
+                if isinstance(v, drifts.DriftNetParams):
+                    v = {"w_hidden": v.w_hidden, "w_out": v.w_out}
+                v = jax.tree.map(lambda x: np.asarray(x).tolist(), v)
             elif hasattr(v, "tolist"):
                 v = v.tolist()
             out[f.name] = v
@@ -162,6 +163,11 @@ def _coerce(name, value):
             return float(value)
         if name == "drift_params" and isinstance(value, str):
             return drifts.load_params(value)
+        if name == "drift_params" and isinstance(value, dict):  # e.g. from to_dict()
+            value = jax.tree.map(jnp.asarray, value, is_leaf=lambda x: isinstance(x, list))
+            if set(value) == {"w_hidden", "w_out"}:
+                return drifts.DriftNetParams(value["w_hidden"], value["w_out"])
+            return value
         if name == "drift" and isinstance(value, str):
             module, _, attr = value.partition(":")
             return getattr(importlib.import_module(module), attr)

@@ -96,7 +96,7 @@ def test_drift_params_load_from_a_file(tmp_path):
     drifts.save_params(tmp_path / "lpo.npz", params)
     config = pgjax.make_config("lpo", "CartPole-v1", drift_params=str(tmp_path / "lpo.npz"))
     np.testing.assert_array_equal(config.drift_params.w_hidden, params.w_hidden)
-    assert np.asarray(config.to_dict()["drift_params"][".w_out"]).shape == (128,)
+    assert np.asarray(config.to_dict()["drift_params"]["w_out"]).shape == (128,)
     assert float(jnp.abs(pgjax.make_config("lpo").drift_params.w_hidden).max()) == 0.0
 
 
@@ -116,6 +116,20 @@ def test_bad_drift_is_refused_when_the_config_is_built(algo, overrides, needle):
         pgjax.make_config(algo, "CartPole-v1", **overrides)
     message = str(error.value)
     assert message.startswith(field) and needle in message and "\n" not in message
+
+
+def test_drift_fields_round_trip_through_the_run_summary():
+    """``pgjax eval DIR`` rebuilds the config from summary.json: drift and drift_params too."""
+    import json
+
+    from pgjax.config import config_from_dict
+
+    for config in (pgjax.make_config("talpo", drift_params=drifts.init_talpo(jax.random.key(1))),
+                   pgjax.make_config("mirror", drift=drifts.dpo, dpo_alpha=1.5)):
+        again = config_from_dict(json.loads(json.dumps(config.to_dict())))
+        assert again.drift is config.drift and again.dpo_alpha == config.dpo_alpha
+        for a, b in zip(jax.tree.leaves(again.drift_params), jax.tree.leaves(config.drift_params)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_user_drift_with_parameters_is_called_with_them_first():
