@@ -140,6 +140,8 @@ def _range_text(low, high, low_in, high_in):
 
 def _coerce(name, value):
     """Convert a value (possibly a CLI string) to the field's type, or raise a one-liner."""
+    if name in ("drift", "drift_params"):
+        return _coerce_drift(name, value)
     try:
         if name in _INT_FIELDS:
             f = float(value)
@@ -161,23 +163,30 @@ def _coerce(name, value):
             return value
         if name in _FLOAT_RANGES:
             return float(value)
-        if name == "drift_params" and isinstance(value, str):
-            return drifts.load_params(value)
-        if name == "drift_params" and isinstance(value, dict):  # e.g. from to_dict()
-            value = jax.tree.map(jnp.asarray, value, is_leaf=lambda x: isinstance(x, list))
-            if set(value) == {"w_hidden", "w_out"}:
-                return drifts.DriftNetParams(value["w_hidden"], value["w_out"])
-            return value
-        if name == "drift" and isinstance(value, str):
-            module, _, attr = value.partition(":")
-            return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        raise ValueError(f"{name}: cannot import {value!r} (expected module:function)") from None
     except (TypeError, ValueError):
         kind = ("an integer" if name in _INT_FIELDS else "true or false" if name in _BOOL_FIELDS
                 else "a list of positive integers like 64,64" if name in _TUPLE_FIELDS
                 else "a number")
         raise ValueError(f"{name}: {value!r} is not {kind}") from None
+    return value
+
+
+def _coerce_drift(name, value):
+    """``drift``: a function, or ``"module:function"``; ``drift_params``: a pytree, an ``.npz``
+    path (:func:`pgjax.drifts.load_params`) or :meth:`Config.to_dict`'s nested lists."""
+    if name == "drift" and isinstance(value, str):
+        module, _, attr = value.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError, ValueError):
+            raise ValueError(f"drift: cannot import {value!r} (expected module:function)"
+                             ) from None
+    if name == "drift_params" and isinstance(value, str):
+        return drifts.load_params(value)
+    if name == "drift_params" and isinstance(value, dict):
+        value = jax.tree.map(jnp.asarray, value, is_leaf=lambda x: isinstance(x, list))
+        if set(value) == {"w_hidden", "w_out"}:
+            return drifts.DriftNetParams(value["w_hidden"], value["w_out"])
     return value
 
 

@@ -253,11 +253,16 @@ def load_params(path) -> DriftNetParams:
       >>> float(abs(drifts.load_params(path).w_out).max())
       0.0
     """
-    with np.load(path) as data:
-        if not {"w_hidden", "w_out"} <= set(data.files):
-            raise ValueError(f"drift_params: {path} has arrays {sorted(data.files)}, "
-                             "expected w_hidden and w_out")
-        w_hidden, w_out = data["w_hidden"], data["w_out"]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as error:  # noqa: BLE001 - missing, unreadable or not an .npz: one line
+        raise ValueError(f"drift_params: cannot read {path} as an .npz file "
+                         f"({type(error).__name__}: {error})") from None
+    if not {"w_hidden", "w_out"} <= set(arrays):
+        raise ValueError(f"drift_params: {path} has arrays {sorted(arrays)}, "
+                         "expected w_hidden and w_out")
+    w_hidden, w_out = arrays["w_hidden"], arrays["w_out"]
     if w_hidden.ndim != 2 or w_out.shape != (w_hidden.shape[1],):
         raise ValueError(f"drift_params: {path} has w_hidden {w_hidden.shape} and w_out "
                          f"{w_out.shape}; expected [F, H] and [H]")

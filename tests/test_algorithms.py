@@ -167,6 +167,17 @@ def test_kl_new_old_is_the_analytic_kl_of_the_new_policy_to_the_old():
     np.testing.assert_allclose(metrics["drift"], metrics["kl_new_old"], rtol=1e-6)
 
 
+def test_cli_refuses_bad_drift_settings_in_one_line(capsys, tmp_path):
+    from pgjax.cli import main
+
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for sets in (["drift_params=" + str(tmp_path / "empty.npz")], ["drift=pgjax.drifts:nope"],
+                 ["drift=pgjax.drifts:spo"], ["dpo_alpha=-1"]):
+        assert main(["train", "lpo", "CartPole-v1", "--set", *sets]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pgjax: error: d") and "\n" not in err
+
+
 def test_cli_lists_every_algorithm(capsys):
     from pgjax.cli import main
 

@@ -147,6 +147,10 @@ def test_params_round_trip_through_a_file(tmp_path):
     np.savez(tmp_path / "bad.npz", weights=np.zeros(3))
     with pytest.raises(ValueError, match="w_hidden"):
         drifts.load_params(tmp_path / "bad.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for path in (tmp_path / "empty.npz", tmp_path / "missing.npz"):
+        with pytest.raises(ValueError, match="^drift_params: cannot read"):
+            drifts.load_params(path)
 
 
 def _categorical_kl_drift(logits, old_logits, progress):
