@@ -13,7 +13,7 @@ The ceiling is a random-action rollout of the same env at the same num_envs.
 Final return: pgjax — mean return of the training episodes that ended in the last 5% of
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
-    python benchmarks/speed.py [--seeds 4] [--repeats 3] [--families]
+    python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
 """
 
 from __future__ import annotations
@@ -110,6 +110,37 @@ def env_families(steps: int) -> None:
         print(f"{env_id:26} {ceiling:>17,.0f} {rate:>14,.0f} {rate / ceiling:>15.2f}")
 
 
+def update_seconds(algo: str, overrides: dict, repeats: int = 30) -> float:
+    """Median seconds of one jitted ``update`` (rollout + GAE + epochs × minibatches)."""
+    from pgjax.trainer import make_trainer
+
+    trainer = make_trainer(pgjax.make_config(algo, "CartPole-v1", **overrides))
+    update = jax.jit(trainer.update)
+    state = update(trainer.init(jax.random.key(0)))[0]
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, _ = update(state)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def algorithms_per_update() -> None:
+    """Each algorithm's time per update against PPO's, all on the same batch (16 × 128,
+    8 epochs × 8 minibatches); MDPO also at its own default (10 full-batch steps)."""
+    same = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8)
+    cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo")]
+    cases.append(("mdpo", dict(num_envs=16, num_steps=128)))
+    rows = [(algo, kw, update_seconds(algo, kw)) for algo, kw in cases]
+    ppo = rows[0][2]
+    print("\ntime per update on CartPole (median of 30), against PPO on the same batch")
+    for algo, kw, seconds in rows:
+        shape = "8 epochs × 8 minibatches" if kw is same else "its default steps"
+        print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
+
+
 def median_of(runs: list[dict]) -> dict:
     out = {k: statistics.median(r[k] for r in runs) for k in ("compile_seconds",
                                                                "train_seconds",
@@ -132,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--algorithms", action="store_true",
+                        help="also time one update of every algorithm against PPO's")
     parser.add_argument("--families", action="store_true",
                         help="also measure a Brax env and a MinAtar game (needs the brax extra)")
     args = parser.parse_args()
@@ -149,6 +182,8 @@ def main() -> None:
            median_of(single["rejax"]))
     report(f"{args.seeds} seeds, each kit's own multi-seed path (medians)",
            median_of(multi["pgjax"]), median_of(multi["rejax"]))
+    if args.algorithms:
+        algorithms_per_update()
     if args.families:
         env_families(262_144)
 

@@ -30,6 +30,9 @@ class Algorithm:
     presets: dict  #: env id (a gymnax id may drop its "gymnax/") → overrides
     description: str
     drift_params: Callable[[], Any] | None = None  #: default ``config.drift_params`` (learned)
+    #: the drift reads ``DriftInputs.kl``; only then is π_old kept and KL(π‖π_old) computed
+    #: (5% of a PPO update on CPU, measured) and ``kl_new_old`` reported (NaN otherwise)
+    uses_kl: bool = False
 
 
 def user_drift(config, x):
@@ -79,6 +82,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         name="mdpo",
         update="mirror",
         drift=lambda c, x: drifts.mdpo(x.kl, x.progress),
+        uses_kl=True,
         # m = 10 full-batch Adam steps per update at a constant learning rate (the paper's
         # multistep-SGD); one minibatch, so advantages are standardised over the whole batch;
         # the growing KL coefficient plays the part of a learning-rate decay.

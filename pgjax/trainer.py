@@ -125,9 +125,10 @@ def make_trainer(config: Config) -> Trainer:
         params, opt_state, update_metrics = mirror_update(
             state.params, state.opt_state, batch, key_update, network=network,
             optimizer=optimizer, config=config, drift=drift,
-            progress=state.update_step / config.num_updates)
+            progress=state.update_step / config.num_updates, with_kl=algorithm.uses_kl)
         metrics = {
             "env_steps": (state.update_step + 1) * config.batch_size,
+            "kl_new_old": jnp.float32(jnp.nan),  # computed only for drifts that read the KL
             **episode_metrics(traj),
             **update_metrics,
             "explained_variance": explained_variance(batch.old_value, batch.target),

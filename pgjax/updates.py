@@ -44,7 +44,7 @@ class DriftInputs:
 
     ratio: jax.Array  #: r = π(a|s) / π_old(a|s) per sample
     advantage: jax.Array  #: Â per sample (normalised if the config says so)
-    kl: jax.Array  #: analytic KL(π(·|s) ‖ π_old(·|s)) per sample
+    kl: jax.Array | None  #: analytic KL(π(·|s) ‖ π_old(·|s)) per sample (None unless asked)
     progress: jax.Array  #: k/K, the share of the training updates done (a scalar)
 
 
@@ -79,7 +79,7 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     advantage = minibatch.advantage
     if config.normalize_advantages:
         advantage = advantages_lib.normalize(advantage)
-    kl = policy.kl(minibatch.old_policy)
+    kl = None if minibatch.old_policy is None else policy.kl(minibatch.old_policy)
     pg_loss, metrics = losses.policy_loss(
         policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage,
         lambda ratio, adv: drift(DriftInputs(ratio, adv, kl, progress)),
@@ -96,9 +96,10 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
 
 
 def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, config,
-                  drift: Callable[[DriftInputs], jax.Array], progress=0.0):
+                  drift: Callable[[DriftInputs], jax.Array], progress=0.0, with_kl=True):
     """``num_epochs × num_minibatches`` gradient steps; returns ``(params, opt_state, metrics)``
-    with the metrics averaged over all steps. ``progress`` is ``k/K`` for this update.
+    with the metrics averaged over all steps. ``progress`` is ``k/K`` for this update. With
+    ``with_kl=False`` the drift gets ``kl=None`` and no ``kl_new_old`` metric is computed.
 
     The optimiser works on the parameters raveled into one vector (``opt_state`` is over
     ``ravel_pytree(params)``): Adam and the global-norm clip are elementwise, so this is the
@@ -106,9 +107,10 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
     (measured)."""
     # π_old on every sample, from the parameters before the first step; each distribution
     # parameter is broadcast to [batch, event] so that minibatches can be gathered from it.
-    old_policy = network.policy(params.actor, batch.obs)
-    batch = batch.replace(old_policy=jax.tree.map(
-        lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
+    if with_kl:
+        old_policy = network.policy(params.actor, batch.obs)
+        batch = batch.replace(old_policy=jax.tree.map(
+            lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
     num_steps = config.num_epochs * config.num_minibatches
     permutations = shuffled_indices(key, config.num_epochs, config.batch_size)
     minibatches = jax.tree.map(
