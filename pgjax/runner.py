@@ -20,6 +20,7 @@ import json
 import math
 import platform
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -210,7 +211,8 @@ def plot_curve(metrics: dict, path: Path, title: str) -> None:
         ok = np.isfinite(r)
         ax.plot(steps[ok], r[ok], lw=0.8, alpha=0.5, label=f"seed {s}" if len(returns) <= 8
                 else None)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # an update where no seed finished an episode: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(returns, axis=0)
     ok = np.isfinite(mean)
     ax.plot(steps[ok], mean[ok], color="black", lw=2, label="mean")
