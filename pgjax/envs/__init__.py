@@ -92,7 +92,7 @@ def make(env, **kwargs):
       env: an id (``"gymnax/<id>"``, a bare gymnax id, or one given to :func:`register`), or an
         environment object that already follows the protocol (returned as it is).
       **kwargs: for gymnax ids, fields of the env params to override (e.g.
-        ``max_steps_in_episode=200``); for Brax ids, ``backend`` (default ``"spring"``),
+        ``max_steps_in_episode=200``); for Brax ids, ``backend`` (default ``"generalized"``),
         ``episode_length`` (default 1000) and Brax constructor arguments; for registered ids,
         passed to the factory.
     """
