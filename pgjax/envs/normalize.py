@@ -4,8 +4,8 @@ Both keep running statistics shared by every env of a batch: step and reset them
 ``jax.vmap(..., axis_name="envs")`` (pgjax's rollout does) and each step's batch is merged into
 the statistics with the parallel-moments formula of Chan, Golub & LeVeque (1983). Every env
 holds an identical copy of the statistics, which live in the env state and so in the train
-state. With ``axis_name=None`` each env keeps its own statistics. ``frozen=True`` applies given
-statistics without updating them (evaluation).
+state. With ``axis_name=None`` each env keeps its own statistics. Evaluation applies trained
+statistics through :func:`normalize_observation` (see :mod:`pgjax.policy`).
 """
 
 from __future__ import annotations
@@ -90,25 +90,22 @@ class NormalizeObservation(Wrapper):
     observation in ``info`` is normalised with the same statistics."""
 
     def __init__(self, env, *, clip: float = 10.0, epsilon: float = 1e-8,
-                 axis_name: str | None = ENV_AXIS, frozen: bool = False):
+                 axis_name: str | None = ENV_AXIS):
         super().__init__(env)
-        self.clip, self.epsilon, self.axis_name, self.frozen = clip, epsilon, axis_name, frozen
+        self.clip, self.epsilon, self.axis_name = clip, epsilon, axis_name
 
     def normalize(self, moments: RunningMoments, obs):
         return normalize_observation(moments, obs, clip=self.clip, epsilon=self.epsilon)
 
-    def _observe(self, moments, obs):
-        return moments if self.frozen else moments.update(obs, self.axis_name)
-
     def reset(self, key):
         env_state, obs = self.env.reset(key)
-        moments = self._observe(RunningMoments.zeros(obs.shape), obs)
+        moments = RunningMoments.zeros(obs.shape).update(obs, self.axis_name)
         return ObservationNormState(env_state, moments), self.normalize(moments, obs)
 
     def step(self, key, state, action):
         env_state, obs, reward, terminated, truncated, info = self.env.step(
             key, state.env_state, action)
-        moments = self._observe(state.moments, obs)
+        moments = state.moments.update(obs, self.axis_name)
         info = {**info, "final_observation": self.normalize(moments, info["final_observation"])}
         return (ObservationNormState(env_state, moments), self.normalize(moments, obs), reward,
                 terminated, truncated, info)
@@ -122,10 +119,10 @@ class NormalizeReward(Wrapper):
     returns stay unscaled."""
 
     def __init__(self, env, gamma, *, clip: float = 10.0, epsilon: float = 1e-8,
-                 axis_name: str | None = ENV_AXIS, frozen: bool = False):
+                 axis_name: str | None = ENV_AXIS):
         super().__init__(env)
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
-        self.axis_name, self.frozen = axis_name, frozen
+        self.axis_name = axis_name
 
     def reset(self, key):
         env_state, obs = self.env.reset(key)
@@ -135,8 +132,7 @@ class NormalizeReward(Wrapper):
         env_state, obs, reward, terminated, truncated, info = self.env.step(
             key, state.env_state, action)
         discounted = self.gamma * state.discounted_return + reward
-        moments = state.moments if self.frozen else state.moments.update(
-            discounted, self.axis_name)
+        moments = state.moments.update(discounted, self.axis_name)
         scaled = jnp.clip(reward / jnp.sqrt(moments.var + self.epsilon), -self.clip, self.clip)
         done = jnp.logical_or(terminated, truncated)
         state = RewardNormState(env_state, moments, jnp.where(done, 0.0, discounted))
