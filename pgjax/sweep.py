@@ -1,0 +1,387 @@
+"""Sweeps: algorithms × environments × seeds × hyperparameter grids, one compiled program per
+group of runs that share a program shape, sharded over every device (and host).
+
+A *spec* (a YAML file, a dict, or keyword arguments) names the runs::
+
+    algos: [ppo, spo]              # or {ppo: {overrides}, spo: {...}}
+    envs: [CartPole-v1]
+    seeds: 4                       # seeds 0..3 of base seed `seed` (keys as `pgjax train`)
+    grid: {learning_rate: [1e-4, 3e-4, 1e-3]}   # cartesian product
+    list: [{gamma: 0.99, gae_lambda: 0.95}, {gamma: 0.999, gae_lambda: 0.9}]  # explicit points
+    set: {total_timesteps: 500000} # fixed overrides of every run
+    num_chunks: 10                 # jitted chunks per group (progress; later, checkpoints)
+
+Every (algo, env, point) becomes a validated :class:`pgjax.Config`. Configs whose static
+(shape) fields agree form a *group*: one ``init`` and one chunk program, compiled once, over a
+state with a leading (configuration × seed) axis, split across ``jax.devices()`` — all local
+devices, and every process's devices under ``jax.distributed``. A static hyperparameter in the
+grid (``num_envs``, ``num_steps``, …) therefore splits groups.
+
+Files in ``out``: ``groups/<id>/{metrics.csv,final.csv,group.json}`` per group (``group.json``
+is written last and marks the group done: re-running the spec skips it), and over all groups
+``results.csv`` (long format: ``group, algo, env, seed, <swept hyperparameters>, update,
+env_steps, metric, value``), ``final.csv`` (one final return per run) and ``manifest.json``
+(spec, versions, devices, processes, git revision, compile and run seconds per group).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from pgjax import runner
+from pgjax.config import Config, make_config, stack_configs
+from pgjax.trainer import METRICS, make_trainer
+
+__all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "load_spec", "make_groups",
+           "run_group", "sweep"]
+
+_SPEC_KEYS = ("algos", "envs", "seeds", "seed", "grid", "list", "set", "num_chunks", "metrics")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """What to run. ``algos`` maps each algorithm to its own overrides."""
+
+    algos: dict
+    envs: tuple
+    seeds: int = 1
+    seed: int = 0
+    grid: dict = dataclasses.field(default_factory=dict)
+    list: tuple = ()
+    set: dict = dataclasses.field(default_factory=dict)
+    num_chunks: int = 10
+    metrics: tuple = tuple(m for m in METRICS if m != "env_steps")
+
+    def points(self) -> list[dict]:
+        """Hyperparameter points: each ``list`` entry × the cartesian product of ``grid``."""
+        names = list(self.grid)
+        product = [dict(zip(names, values))
+                   for values in itertools.product(*(self.grid[n] for n in names))]
+        return [{**entry, **point} for entry in (self.list or ({},)) for point in product]
+
+    def swept(self) -> list[str]:
+        """The hyperparameter names that vary (columns of the results)."""
+        return list(dict.fromkeys([k for e in self.list for k in e] + list(self.grid)))
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def load_spec(spec=None, **overrides) -> SweepSpec:
+    """A :class:`SweepSpec` from a YAML path, a dict or a spec, with ``overrides`` on top."""
+    if isinstance(spec, SweepSpec):
+        spec = spec.to_dict()
+    elif isinstance(spec, (str, os.PathLike)):
+        import yaml
+
+        spec = yaml.safe_load(Path(spec).read_text()) or {}
+    values = {**(spec or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = [k for k in values if k not in _SPEC_KEYS]
+    if unknown:
+        raise ValueError(f"sweep: unknown spec key {unknown[0]!r} (known: {', '.join(_SPEC_KEYS)})")
+    for key in ("algos", "envs"):
+        if not values.get(key):
+            raise ValueError(f"sweep: {key} is missing (a list, e.g. {key}: [...])")
+    algos = values["algos"]
+    algos = {a: {} for a in ([algos] if isinstance(algos, str) else algos)} \
+        if not isinstance(algos, dict) else {a: dict(o or {}) for a, o in algos.items()}
+    envs = values["envs"]
+    grid = {k: list(v) if isinstance(v, (list, tuple)) else [v]
+            for k, v in (values.get("grid") or {}).items()}
+    for key in ("seeds", "num_chunks"):
+        if key in values and (not isinstance(values[key], int) or values[key] < 1):
+            raise ValueError(f"sweep: {key}: {values[key]!r} must be a positive integer")
+    return SweepSpec(
+        algos=algos, envs=tuple([envs] if isinstance(envs, str) else envs),
+        seeds=values.get("seeds", 1), seed=int(values.get("seed", 0)), grid=grid,
+        list=tuple(dict(e) for e in values.get("list") or ()), set=dict(values.get("set") or {}),
+        num_chunks=values.get("num_chunks", 10),
+        metrics=tuple(values.get("metrics") or SweepSpec.metrics))
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Runs sharing one program shape: ``configs[i]`` × seeds ``0..seeds-1``."""
+
+    id: str
+    algo: str
+    env: str
+    configs: tuple  #: validated configs, identical in every static field
+    hyperparameters: tuple  #: per config, the swept values (``{name: value}``)
+    seeds: int
+    seed: int
+
+
+def make_groups(spec: SweepSpec) -> list[Group]:
+    """Validate every run on the host and group them by program shape, in spec order."""
+    buckets: dict = {}
+    swept = spec.swept()
+    for algo, algo_overrides in spec.algos.items():
+        for env in spec.envs:
+            for point in spec.points():
+                config = make_config(algo, env, **{**spec.set, **algo_overrides, **point})
+                values = config.to_dict()
+                shape = (algo, config.env_id, jax.tree.structure(config))
+                entry = buckets.setdefault(shape, ([], []))
+                entry[0].append(config)
+                entry[1].append({k: values[k] for k in swept})
+    groups = []
+    for (algo, env, _), (configs, hypers) in buckets.items():
+        described = json.dumps({"configs": [c.to_dict() for c in configs], "seeds": spec.seeds,
+                                "seed": spec.seed}, sort_keys=True, default=str)
+        digest = hashlib.sha1(described.encode()).hexdigest()[:10]
+        gid = f"{algo}-{env.split('/')[-1]}-{digest}"
+        groups.append(Group(gid, algo, env, tuple(configs), tuple(hypers), spec.seeds,
+                            spec.seed))
+    return groups
+
+
+@dataclasses.dataclass
+class GroupResult:
+    group: Group
+    metrics: dict | None  #: name → ``[configs, seeds, num_updates]`` (None when resumed)
+    record: dict  #: what ``group.json`` holds (timings, devices, status)
+
+
+def _global_array(host: np.ndarray, devices, sharding):
+    """``host`` (identical in every process) as one array split over ``devices``."""
+    if len(devices) == 1:
+        return jax.device_put(host, devices[0])
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _to_host(tree):
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def _over_runs(fn, devices):
+    """``fn`` mapped over a leading run axis split across ``devices``: as
+    :func:`pgjax.runner._over_seeds`, except that runs are vmapped wherever a process holds a
+    single one of the devices — the deadlock of vmapped runs needs several host devices in one
+    process, so one host device per process (``jax.distributed``) keeps the vmap."""
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    if len(devices) == 1 or devices[0].platform != "cpu" or len(local) > 1:
+        return runner._over_seeds(fn, devices)
+    sharding = runner._seed_sharding(devices)
+    return jax.shard_map(jax.vmap(fn), mesh=sharding.mesh, in_specs=sharding.spec,
+                         out_specs=sharding.spec, check_vma=False)
+
+
+def run_group(group: Group, *, num_chunks: int = 10, devices=None,
+              progress: bool = False) -> GroupResult:
+    """Train every (configuration, seed) of ``group`` in one compiled program.
+
+    The state has a leading axis of ``configs × seeds`` runs (padded with copies of run 0 to a
+    multiple of the device count), split over ``devices`` (default: ``jax.devices()``, every
+    process's). ``init`` and each chunk of updates are jitted once; seed ``s`` uses the key
+    ``pgjax train`` gives seed ``s``, so every run equals ``make_train(config)(key)``.
+    """
+    start_wall = time.perf_counter()
+    devices = list(devices if devices is not None else jax.devices())
+    runs = len(group.configs) * group.seeds
+    if jax.process_count() == 1:
+        devices = devices[:runs]
+    padded = -(-runs // len(devices)) * len(devices)
+    which = np.arange(padded) % runs if padded > runs else np.arange(runs)
+    config_index, seed_index = which // group.seeds, which % group.seeds
+    stacked = jax.tree.map(np.asarray, stack_configs(list(group.configs)))
+    key_data = np.asarray(jax.random.key_data(
+        jax.random.split(jax.random.key(group.seed), group.seeds)))
+    sharding = runner._seed_sharding(devices) if len(devices) > 1 else None
+    configs = jax.tree.map(lambda x: _global_array(x[config_index], devices, sharding), stacked)
+    keys = _global_array(key_data[seed_index], devices, sharding)
+    num_updates = group.configs[0].num_updates
+    length = runner.chunk_length(num_updates, num_chunks)
+
+    def init(args):
+        config, key = args
+        return make_trainer(config).init(jax.random.wrap_key_data(key))
+
+    def chunk(args):
+        config, state = args
+        trainer = make_trainer(config)
+        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=length)
+
+    mapped_init = _over_runs(init, devices)
+    mapped_chunk = _over_runs(chunk, devices)
+    t0 = time.perf_counter()
+    init_fn = jax.jit(lambda c, k: mapped_init((c, k))).lower(configs, keys).compile()
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    state = init_fn(configs, keys)
+    init_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chunk_fn = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1) \
+        .lower(configs, state).compile()
+    compile_seconds += time.perf_counter() - t0
+
+    batch = group.configs[0].batch_size
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=runs * num_updates * batch, unit="step", unit_scale=True,
+                   dynamic_ncols=True, desc=f"{group.id} ×{runs}")
+    chunks, t0 = [], time.perf_counter()
+    for _ in range(num_updates // length):
+        state, metrics = chunk_fn(configs, state)
+        chunks.append({k: np.asarray(v)[:runs] for k, v in _to_host(metrics).items()})
+        if bar is not None:
+            bar.update(runs * length * batch)
+    jax.block_until_ready(state)
+    run_seconds = init_seconds + time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    shape = (len(group.configs), group.seeds, num_updates)
+    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1).reshape(shape)
+               for k in METRICS}
+    record = {
+        "id": group.id, "algo": group.algo, "env": group.env,
+        "configs": len(group.configs), "seeds": group.seeds, "runs": runs,
+        "padded_runs": padded, "hyperparameters": list(group.hyperparameters),
+        "num_updates": num_updates, "env_steps_per_run": num_updates * batch,
+        "compile_seconds": compile_seconds, "run_seconds": run_seconds,
+        "steps_per_second": runs * num_updates * batch / run_seconds,
+        "wall_seconds": time.perf_counter() - start_wall,
+        "chunks": num_updates // length, "devices": [str(d) for d in devices],
+        "processes": jax.process_count(), "config": group.configs[0].to_dict(),
+        "status": "ran",
+    }
+    return GroupResult(group, metrics, record)
+
+
+def _rows(result: GroupResult, swept, metric_names):
+    g, m = result.group, result.metrics
+    steps = m["env_steps"]
+    for c, hyper in enumerate(g.hyperparameters):
+        head = [g.algo, g.env]
+        values = [hyper.get(k, "") for k in swept]
+        for s in range(g.seeds):
+            for u in range(steps.shape[-1]):
+                lead = [g.id, *head, s, *values, u + 1, int(steps[c, s, u])]
+                for name in metric_names:
+                    yield [*lead, name, f"{float(m[name][c, s, u]):.6g}"]
+
+
+def _write_group(result: GroupResult, directory: Path, spec: SweepSpec) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    swept = spec.swept()
+    with open(directory / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", "algo", "env", "seed", *swept, "update", "env_steps",
+                         "metric", "value"])
+        writer.writerows(_rows(result, swept, spec.metrics))
+    g = result.group
+    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in result.metrics.items()}
+    finals = np.reshape(runner.final_returns(flat), (len(g.configs), g.seeds))
+    with open(directory / "final.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", "algo", "env", "seed", *swept, "final_return"])
+        for c, hyper in enumerate(g.hyperparameters):
+            for s in range(g.seeds):
+                writer.writerow([g.id, g.algo, g.env, s, *(hyper.get(k, "") for k in swept),
+                                 f"{finals[c, s]:.6g}"])
+    tmp = directory / "group.json.tmp"  # written last: its presence marks the group done
+    tmp.write_text(json.dumps(result.record, indent=2, default=str))
+    tmp.replace(directory / "group.json")
+
+
+def _concatenate(paths, target: Path) -> None:
+    with open(target, "w") as out:
+        for i, path in enumerate(paths):
+            with open(path) as f:
+                header = f.readline()
+                if i == 0:
+                    out.write(header)
+                out.writelines(f)
+
+
+def git_revision() -> str | None:
+    """The pgjax checkout's commit (``+dirty`` when it has uncommitted changes), if any."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (rev + ("+dirty" if dirty else "")) or None
+
+
+@dataclasses.dataclass
+class SweepResult:
+    out: Path
+    manifest: dict
+    groups: list  #: :class:`GroupResult` per group (``metrics`` None for resumed ones)
+
+
+def _done_flags(groups, out: Path) -> list[bool]:
+    flags = np.array([(out / "groups" / g.id / "group.json").exists() for g in groups])
+    if jax.process_count() > 1:  # every process follows process 0's view of the files
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.broadcast_one_to_all(flags)
+    return [bool(f) for f in np.asarray(flags)]
+
+
+def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
+          **overrides) -> SweepResult:
+    """Run a sweep (see the module docstring for the spec) and write its files into ``out``.
+
+    Groups already done in ``out`` (their ``group.json`` exists) are skipped, so re-running an
+    interrupted sweep finishes it. Under ``jax.distributed`` every process calls ``sweep`` with
+    the same spec; process 0 writes the files.
+
+    Example:
+      >>> import pgjax
+      >>> result = pgjax.sweep(algos=["ppo"], envs=["CartPole-v1"], seeds=2,
+      ...                      grid={"learning_rate": [3e-4, 1e-3]},
+      ...                      set={"total_timesteps": 4096}, out=getfixture("tmp_path"),
+      ...                      progress=False)  # doctest: +SKIP
+    """
+    wall = time.perf_counter()
+    spec = load_spec(spec, **overrides)
+    groups = make_groups(spec)
+    out = Path(out)
+    writer = jax.process_index() == 0
+    done = _done_flags(groups, out)
+    results = []
+    for group, finished in zip(groups, done):
+        directory = out / "groups" / group.id
+        if finished:
+            record = {**json.loads((directory / "group.json").read_text()), "status": "resumed"}
+            results.append(GroupResult(group, None, record))
+            continue
+        result = run_group(group, num_chunks=spec.num_chunks, devices=devices,
+                           progress=progress and writer)
+        if writer:
+            _write_group(result, directory, spec)
+        results.append(result)
+    manifest = {
+        "spec": spec.to_dict(), "versions": runner.versions(), "git_revision": git_revision(),
+        "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(),
+        "groups": [r.record for r in results], "wall_seconds": time.perf_counter() - wall,
+    }
+    if writer:
+        dirs = [out / "groups" / g.id for g in groups]
+        _concatenate([d / "metrics.csv" for d in dirs], out / "results.csv")
+        _concatenate([d / "final.csv" for d in dirs], out / "final.csv")
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return SweepResult(out, manifest, results)
