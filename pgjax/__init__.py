@@ -29,6 +29,7 @@ __all__ = [
     "make_train",
     "make_trainer",
     "stack_configs",
+    "sweep",
     "train",
 ]
 
@@ -38,4 +39,8 @@ def __getattr__(name):
         from pgjax.runner import train
 
         return train
+    if name == "sweep":
+        from pgjax.sweep import sweep
+
+        return sweep
     raise AttributeError(f"module 'pgjax' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""``pgjax train ALGO ENV [...]``, ``pgjax eval DIR`` and ``pgjax list``.
+"""``pgjax train ALGO ENV [...]``, ``pgjax sweep [SPEC]``, ``pgjax plot DIR``, ``pgjax eval DIR``
+and ``pgjax list``.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
 not divide, ...) prints one line naming the field and what is allowed, and exits with status 2
@@ -91,6 +92,44 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    import pgjax  # sets XLA host devices before jax is imported
+
+    if args.coordinator or args.num_processes:
+        import jax
+
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from pgjax.sweep import sweep
+
+    grid = {}
+    for item in args.grid or []:
+        if "=" not in item:
+            raise ValueError(f"--grid: {item!r} is not of the form key=v1,v2,...")
+        key, values = item.split("=", 1)
+        grid[key.strip().replace("-", "_")] = [v for v in values.split(",") if v.strip()]
+    overrides = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds,
+                 "seed": args.seed, "num_chunks": args.num_chunks}
+    if grid:
+        overrides["grid"] = grid
+    if args.set:
+        overrides["set"] = _parse_sets(args.set)
+    result = sweep(args.spec, out=args.out, progress=not args.quiet, **overrides)
+    for record in result.manifest["groups"]:
+        print(f"{record['id']:<32} {record['runs']:>4} runs  {record['status']:<8} compile "
+              f"{record['compile_seconds']:6.1f} s  run {record['run_seconds']:7.1f} s  "
+              f"{record['steps_per_second']:>10,.0f} steps/s")
+    print(f"wrote {result.out}/results.csv, final.csv, manifest.json")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pgjax.analysis import plot_sweep
+
+    for path in plot_sweep(args.dir, out=args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from pgjax.config import ALGORITHMS
     from pgjax.envs import list_envs
@@ -126,6 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
                             help="act with the distribution's mode instead of sampling")
     evaluation.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     evaluation.set_defaults(func=cmd_eval)
+    sw = sub.add_parser("sweep", help="algorithms × envs × seeds × hyperparameter grid, one "
+                        "compile per program shape, over every device (see pgjax.sweep)")
+    sw.add_argument("spec", nargs="?", default=None, help="YAML spec file (flags override it)")
+    sw.add_argument("--algos", nargs="+", default=None, help="algorithm names")
+    sw.add_argument("--envs", nargs="+", default=None, help="environment ids")
+    sw.add_argument("--seeds", type=int, default=None, help="seeds per configuration")
+    sw.add_argument("--seed", type=int, default=None, help="base random seed (default 0)")
+    sw.add_argument("--grid", nargs="*", metavar="KEY=V1,V2",
+                    help="hyperparameter values, cartesian product, e.g. learning_rate=1e-4,3e-4")
+    sw.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="fixed overrides of every run")
+    sw.add_argument("--num-chunks", type=int, default=None, help="jitted chunks per group")
+    sw.add_argument("--out", default="sweeps/sweep", help="sweep directory (resumes if it exists)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--coordinator", default=None,
+                    help="jax.distributed coordinator host:port (multi-process sweeps)")
+    sw.add_argument("--num-processes", type=int, default=None, help="jax.distributed processes")
+    sw.add_argument("--process-id", type=int, default=None, help="this process's index")
+    sw.set_defaults(func=cmd_sweep)
+    plot = sub.add_parser("plot", help="learning curves, final-score intervals and an aggregate "
+                          "for a sweep directory")
+    plot.add_argument("dir", help="a directory written by `pgjax sweep`")
+    plot.add_argument("--out", default=None, help="where to write the images (default DIR/plots)")
+    plot.set_defaults(func=cmd_plot)
     lst = sub.add_parser("list", help="list algorithms and environments")
     lst.set_defaults(func=cmd_list)
     return parser

@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -385,3 +386,14 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
         _concatenate([d / "final.csv" for d in dirs], out / "final.csv")
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return SweepResult(out, manifest, results)
+
+
+class _CallableModule(type(os)):
+    """``pgjax.sweep`` is this module once it is imported (Python binds a package's submodule
+    as its attribute), so the module calls :func:`sweep`: ``pgjax.sweep(...)`` always works."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
