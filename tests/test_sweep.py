@@ -181,3 +181,19 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(swept, tmp_pa
         assert {k: a[k] for k in a if k != "value"} == {k: b[k] for k in b if k != "value"}
         np.testing.assert_allclose(float(a["value"]), float(b["value"]), rtol=1e-4, atol=1e-5,
                                    equal_nan=True, err_msg=str(a))
+
+
+def test_pgjax_plot_writes_non_empty_images(swept, tmp_path, capsys):
+    from pgjax.cli import main
+
+    out, _, _ = swept
+    assert main(["plot", str(out), "--out", str(tmp_path)]) == 0
+    for name in ("curves.png", "final.png", "aggregate.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+    summary = _read(tmp_path / "summary.csv")
+    methods = {r["method"] for r in summary}
+    assert len(methods) == 4  # 2 learning rates × 2 num_envs
+    for row in summary:
+        assert float(row["ci_low"]) <= float(row["iqm"]) <= float(row["ci_high"])
+    assert "wrote" in capsys.readouterr().out
