@@ -15,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["iqm", "aggregate_iqm", "aggregate_mean", "aggregate_median", "bootstrap_ci",
-           "normalize", "performance_profile", "load_sweep", "plot_sweep"]
+__all__ = [
+    "aggregate_iqm",
+    "aggregate_mean",
+    "aggregate_median",
+    "bootstrap_ci",
+    "iqm",
+    "load_sweep",
+    "normalize",
+    "performance_profile",
+    "plot_sweep",
+]
 
 
 def iqm(x, axis=-1):

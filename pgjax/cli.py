@@ -108,7 +108,7 @@ def cmd_sweep(args) -> int:
         key, values = item.split("=", 1)
         grid[key.strip().replace("-", "_")] = [v for v in values.split(",") if v.strip()]
     overrides = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds,
-                 "seed": args.seed, "num_chunks": args.num_chunks}
+                 "seed": args.seed, "num_chunks": args.num_chunks, "sinks": args.sinks}
     if grid:
         overrides["grid"] = grid
     if args.set:
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="hyperparameter values, cartesian product, e.g. learning_rate=1e-4,3e-4")
     sw.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="fixed overrides of every run")
     sw.add_argument("--num-chunks", type=int, default=None, help="jitted chunks per group")
+    sw.add_argument("--sinks", nargs="*", default=None, choices=["tensorboard", "wandb"],
+                    help="optional metric sinks (one run per seed)")
     sw.add_argument("--out", default="sweeps/sweep", help="sweep directory (resumes if it exists)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.add_argument("--coordinator", default=None,

@@ -26,13 +26,11 @@ env_steps, metric, value``), ``final.csv`` (one final return per run) and ``mani
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,13 +39,15 @@ import jax
 import numpy as np
 
 from pgjax import runner
-from pgjax.config import Config, make_config, stack_configs
+from pgjax._sweep_files import concatenate, git_revision, write_group
+from pgjax.config import make_config, stack_configs
 from pgjax.trainer import METRICS, make_trainer
 
 __all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "load_spec", "make_groups",
            "run_group", "sweep"]
 
-_SPEC_KEYS = ("algos", "envs", "seeds", "seed", "grid", "list", "set", "num_chunks", "metrics")
+_SPEC_KEYS = ("algos", "envs", "seeds", "seed", "grid", "list", "set", "num_chunks", "metrics",
+              "sinks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,7 @@ class SweepSpec:
     set: dict = dataclasses.field(default_factory=dict)
     num_chunks: int = 10
     metrics: tuple = tuple(m for m in METRICS if m != "env_steps")
+    sinks: tuple = ()  #: optional metric sinks, ``"tensorboard"`` / ``"wandb"`` (pgjax.sinks)
 
     def points(self) -> list[dict]:
         """Hyperparameter points: each ``list`` entry × the cartesian product of ``grid``."""
@@ -109,7 +110,9 @@ def load_spec(spec=None, **overrides) -> SweepSpec:
         seeds=values.get("seeds", 1), seed=int(values.get("seed", 0)), grid=grid,
         list=tuple(dict(e) for e in values.get("list") or ()), set=dict(values.get("set") or {}),
         num_chunks=values.get("num_chunks", 10),
-        metrics=tuple(values.get("metrics") or SweepSpec.metrics))
+        metrics=tuple(values.get("metrics") or SweepSpec.metrics),
+        sinks=tuple([values["sinks"]] if isinstance(values.get("sinks"), str)
+                    else values.get("sinks") or ()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,14 +187,16 @@ def _over_runs(fn, devices):
                          out_specs=sharding.spec, check_vma=False)
 
 
-def run_group(group: Group, *, num_chunks: int = 10, devices=None,
-              progress: bool = False) -> GroupResult:
+def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: bool = False,
+              on_chunk=None) -> GroupResult:
     """Train every (configuration, seed) of ``group`` in one compiled program.
 
     The state has a leading axis of ``configs × seeds`` runs (padded with copies of run 0 to a
     multiple of the device count), split over ``devices`` (default: ``jax.devices()``, every
     process's). ``init`` and each chunk of updates are jitted once; seed ``s`` uses the key
     ``pgjax train`` gives seed ``s``, so every run equals ``make_train(config)(key)``.
+    ``on_chunk(metrics)``, if given, receives each chunk's host metrics
+    (name → ``[configs, seeds, chunk_length]``).
     """
     start_wall = time.perf_counter()
     devices = list(devices if devices is not None else jax.devices())
@@ -243,6 +248,9 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None,
     for _ in range(num_updates // length):
         state, metrics = chunk_fn(configs, state)
         chunks.append({k: np.asarray(v)[:runs] for k, v in _to_host(metrics).items()})
+        if on_chunk is not None:
+            on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
+                      for k, v in chunks[-1].items()})
         if bar is not None:
             bar.update(runs * length * batch)
     jax.block_until_ready(state)
@@ -267,65 +275,6 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None,
     return GroupResult(group, metrics, record)
 
 
-def _rows(result: GroupResult, swept, metric_names):
-    g, m = result.group, result.metrics
-    steps = m["env_steps"]
-    for c, hyper in enumerate(g.hyperparameters):
-        head = [g.algo, g.env]
-        values = [hyper.get(k, "") for k in swept]
-        for s in range(g.seeds):
-            for u in range(steps.shape[-1]):
-                lead = [g.id, *head, s, *values, u + 1, int(steps[c, s, u])]
-                for name in metric_names:
-                    yield [*lead, name, f"{float(m[name][c, s, u]):.6g}"]
-
-
-def _write_group(result: GroupResult, directory: Path, spec: SweepSpec) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    swept = spec.swept()
-    with open(directory / "metrics.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["group", "algo", "env", "seed", *swept, "update", "env_steps",
-                         "metric", "value"])
-        writer.writerows(_rows(result, swept, spec.metrics))
-    g = result.group
-    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in result.metrics.items()}
-    finals = np.reshape(runner.final_returns(flat), (len(g.configs), g.seeds))
-    with open(directory / "final.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["group", "algo", "env", "seed", *swept, "final_return"])
-        for c, hyper in enumerate(g.hyperparameters):
-            for s in range(g.seeds):
-                writer.writerow([g.id, g.algo, g.env, s, *(hyper.get(k, "") for k in swept),
-                                 f"{finals[c, s]:.6g}"])
-    tmp = directory / "group.json.tmp"  # written last: its presence marks the group done
-    tmp.write_text(json.dumps(result.record, indent=2, default=str))
-    tmp.replace(directory / "group.json")
-
-
-def _concatenate(paths, target: Path) -> None:
-    with open(target, "w") as out:
-        for i, path in enumerate(paths):
-            with open(path) as f:
-                header = f.readline()
-                if i == 0:
-                    out.write(header)
-                out.writelines(f)
-
-
-def git_revision() -> str | None:
-    """The pgjax checkout's commit (``+dirty`` when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (rev + ("+dirty" if dirty else "")) or None
-
-
 @dataclasses.dataclass
 class SweepResult:
     out: Path
@@ -340,6 +289,19 @@ def _done_flags(groups, out: Path) -> list[bool]:
 
         flags = multihost_utils.broadcast_one_to_all(flags)
     return [bool(f) for f in np.asarray(flags)]
+
+
+def _sink_writer(group: Group, sinks):
+    from pgjax.sinks import RunInfo
+
+    def write(metrics):
+        for c, hyper in enumerate(group.hyperparameters):
+            for s in range(group.seeds):
+                run = RunInfo(group.id, group.algo, group.env, s, hyper)
+                for sink in sinks:
+                    sink.write(run, {k: v[c, s] for k, v in metrics.items()})
+
+    return write
 
 
 def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
@@ -364,6 +326,11 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     writer = jax.process_index() == 0
     done = _done_flags(groups, out)
     results = []
+    sinks = []
+    if writer and spec.sinks:
+        from pgjax.sinks import make_sinks
+
+        sinks = make_sinks(spec.sinks, out)
     for group, finished in zip(groups, done):
         directory = out / "groups" / group.id
         if finished:
@@ -371,10 +338,13 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
             results.append(GroupResult(group, None, record))
             continue
         result = run_group(group, num_chunks=spec.num_chunks, devices=devices,
-                           progress=progress and writer)
+                           progress=progress and writer,
+                           on_chunk=_sink_writer(group, sinks) if sinks else None)
         if writer:
-            _write_group(result, directory, spec)
+            write_group(result, directory, spec.swept(), spec.metrics)
         results.append(result)
+    for sink in sinks:
+        sink.close()
     manifest = {
         "spec": spec.to_dict(), "versions": runner.versions(), "git_revision": git_revision(),
         "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(),
@@ -382,8 +352,8 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     }
     if writer:
         dirs = [out / "groups" / g.id for g in groups]
-        _concatenate([d / "metrics.csv" for d in dirs], out / "results.csv")
-        _concatenate([d / "final.csv" for d in dirs], out / "final.csv")
+        concatenate([d / "metrics.csv" for d in dirs], out / "results.csv")
+        concatenate([d / "final.csv" for d in dirs], out / "final.csv")
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return SweepResult(out, manifest, results)
 

@@ -45,7 +45,7 @@ def test_bootstrap_ci_agrees_with_a_loop_over_replicates():
     width = ref_high - ref_low
     assert abs(low - ref_low) < 0.06 * width and abs(high - ref_high) < 0.06 * width
     # Mean statistic: the CI is close to the normal approximation mean ± 1.96·sd/√n.
-    mean_point, mean_low, mean_high = analysis.bootstrap_ci(
+    _, mean_low, mean_high = analysis.bootstrap_ci(
         scores, analysis.aggregate_mean, reps=20_000)
     sd = np.sqrt(sum(scores[:, t].var() / 10 for t in range(5))) / 5
     assert mean_high - mean_low == pytest.approx(2 * 1.96 * sd, rel=0.08)

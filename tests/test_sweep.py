@@ -45,7 +45,7 @@ class _CountTraces:
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     with _CountTraces() as traces:
-        result = pgjax.sweep(SPEC, out=out, progress=False)
+        result = pgjax.sweep(SPEC, out=out, progress=False, sinks=["tensorboard"])
     return out, result, traces.calls
 
 
@@ -69,7 +69,7 @@ def test_spec_points_are_list_entries_times_grid():
 
 
 def test_static_hyperparameters_split_groups_and_each_compiles_once(swept):
-    out, result, traces = swept
+    _, result, traces = swept
     groups = result.groups
     assert [g.group.configs[0].num_envs for g in groups] == [4, 8]
     assert all(len(g.group.configs) == 2 and g.record["runs"] == 4 for g in groups)
@@ -79,7 +79,7 @@ def test_static_hyperparameters_split_groups_and_each_compiles_once(swept):
 
 
 def test_result_files(swept):
-    out, result, _ = swept
+    out, _, _ = swept
     rows = _read(out / "results.csv")
     assert list(rows[0])[:10] == ["group", "algo", "env", "seed", "learning_rate", "num_envs",
                                   "update", "env_steps", "metric", "value"]
@@ -197,3 +197,23 @@ def test_pgjax_plot_writes_non_empty_images(swept, tmp_path, capsys):
     for row in summary:
         assert float(row["ci_low"]) <= float(row["iqm"]) <= float(row["ci_high"])
     assert "wrote" in capsys.readouterr().out
+
+
+def test_tensorboard_sink_writes_one_run_per_seed(swept):
+    out, result, _ = swept
+    pytest.importorskip("tensorboardX")
+    runs = sorted(p.parent.relative_to(out / "tensorboard").as_posix()
+                  for p in (out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(runs) == 8  # 2 groups × 2 learning rates × 2 seeds
+    group = result.groups[0].group.id
+    assert f"{group}/ppo-learning_rate=0.003-num_envs=4-seed1" in runs
+
+
+def test_sinks_are_not_imported_when_off():
+    code = ("import sys, pgjax, pgjax.sweep, pgjax.analysis; "
+            "print([m for m in ('tensorboardX', 'wandb', 'pgjax.sinks', 'matplotlib') "
+            "if m in sys.modules])")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
