@@ -92,7 +92,41 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _launch_local_processes(args) -> int:
+    """``pgjax sweep ... --local-processes N``: the same command in N processes on this machine,
+    one host device each, joined by jax.distributed on 127.0.0.1 (on CPU each process then
+    vmaps its share of every group instead of running it one run after another)."""
+    import os
+    import re
+    import socket
+    import subprocess
+
+    if args.coordinator or args.num_processes:
+        raise ValueError("--local-processes: cannot be combined with --coordinator or "
+                         "--num-processes")
+    argv, skip = [], False
+    for item in args.argv:
+        if skip or item == "--local-processes" or item.startswith("--local-processes="):
+            skip = item == "--local-processes"
+            continue
+        argv.append(item)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PGJAX_HOST_DEVICES": "1",
+           "XLA_FLAGS": re.sub(r"--xla_force_host_platform_device_count=\S+", "",
+                               os.environ.get("XLA_FLAGS", "")).strip()}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "pgjax", *argv, "--coordinator", f"127.0.0.1:{port}",
+         "--num-processes", str(args.local_processes), "--process-id", str(i)],
+        env=env, stdout=None if i == 0 else subprocess.DEVNULL)
+        for i in range(args.local_processes)]
+    return max(p.wait() for p in procs)
+
+
 def cmd_sweep(args) -> int:
+    if args.local_processes and args.local_processes > 1:
+        return _launch_local_processes(args)
     import pgjax  # sets XLA host devices before jax is imported
 
     if args.coordinator or args.num_processes:
@@ -184,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="jax.distributed coordinator host:port (multi-process sweeps)")
     sw.add_argument("--num-processes", type=int, default=None, help="jax.distributed processes")
     sw.add_argument("--process-id", type=int, default=None, help="this process's index")
+    sw.add_argument("--local-processes", type=int, default=None, metavar="N",
+                    help="run the sweep in N local processes, one host device each, joined by "
+                         "jax.distributed (CPU: vmapped runs on every core)")
     sw.set_defaults(func=cmd_sweep)
     plot = sub.add_parser("plot", help="learning curves, final-score intervals and an aggregate "
                           "for a sweep directory")
@@ -196,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, TypeError) as error:

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -147,12 +146,6 @@ def test_resume_skips_finished_groups(swept, tmp_path):
                                   first.groups[1].metrics["value_loss"])
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_joined_by_jax_distributed_match_one_process(swept, tmp_path):
     """``pgjax sweep`` in two processes (one host device each) on 127.0.0.1 writes the results
     the single-process sweep wrote for the same group."""
@@ -161,16 +154,15 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(swept, tmp_pa
     import yaml
 
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    port = _free_port()
-    env = {**os.environ, "PGJAX_HOST_DEVICES": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("XLA_FLAGS", None)
-    procs = [subprocess.Popen(
+    # --local-processes 2 starts two `pgjax sweep ... --coordinator 127.0.0.1:PORT
+    # --num-processes 2 --process-id i` with PGJAX_HOST_DEVICES=1.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
         [sys.executable, "-m", "pgjax", "sweep", str(tmp_path / "spec.yaml"), "--quiet",
-         "--out", str(tmp_path / "dist"), "--coordinator", f"127.0.0.1:{port}",
-         "--num-processes", "2", "--process-id", str(i)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    logs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs
+         "--out", str(tmp_path / "dist"), "--local-processes", "2"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wrote" in proc.stdout
     manifest = json.loads((tmp_path / "dist" / "manifest.json").read_text())
     assert manifest["processes"] == 2 and len(manifest["groups"][0]["devices"]) == 2
     group = result.groups[0].group.id

@@ -1,0 +1,103 @@
+"""The learning suite: every registered algorithm on the benchmark envs, as one pgjax sweep,
+then its plots and a table of final-return IQM and 95% bootstrap CI per algorithm × env.
+
+Profiles (env steps per run; seeds):
+
+* ``cpu``: budgets that finish on a 2-core CPU (4 seeds);
+* ``gpu``: paper-scale budgets (10 seeds);
+* ``smoke``: a few updates on CartPole only, to check the script end to end.
+
+    python benchmarks/suite.py --profile cpu [--envs CartPole-v1 ...] [--algos ppo spo ...]
+    python benchmarks/suite.py --profile cpu --dry-run     # the runs and groups, nothing trained
+
+Results go to ``benchmarks/results/suite-<profile>/`` (a resumable sweep directory: re-running
+skips finished groups) with ``plots/`` and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import pgjax  # before jax: XLA host devices
+
+from pgjax.algorithms import ALGORITHMS  # noqa: E402
+from pgjax.analysis import plot_sweep  # noqa: E402
+from pgjax.sweep import load_spec, make_groups  # noqa: E402
+
+ENVS = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
+        "Breakout-MinAtar", "SpaceInvaders-MinAtar", "brax/inverted_pendulum", "brax/hopper"]
+
+#: env → env steps per run, per profile
+BUDGETS = {
+    "cpu": {"CartPole-v1": 262_144, "Acrobot-v1": 262_144, "Pendulum-v1": 524_288,
+            "MountainCarContinuous-v0": 262_144, "Breakout-MinAtar": 1_048_576,
+            "SpaceInvaders-MinAtar": 1_048_576, "brax/inverted_pendulum": 262_144,
+            "brax/hopper": 1_048_576},
+    "gpu": {"CartPole-v1": 1_000_000, "Acrobot-v1": 1_000_000, "Pendulum-v1": 2_000_000,
+            "MountainCarContinuous-v0": 2_000_000, "Breakout-MinAtar": 10_000_000,
+            "SpaceInvaders-MinAtar": 10_000_000, "brax/inverted_pendulum": 2_000_000,
+            "brax/hopper": 50_000_000},
+    "smoke": {"CartPole-v1": 8_192},
+}
+SEEDS = {"cpu": 4, "gpu": 10, "smoke": 2}
+
+
+def algorithms() -> list[str]:
+    """Every registered algorithm that runs without user input (``mirror`` needs a drift)."""
+    return [name for name in ALGORITHMS if name != "mirror"]
+
+
+def specs(profile: str, envs, algos) -> list[dict]:
+    """One sweep spec per env (budgets differ per env; each env is its own set of groups)."""
+    budgets = BUDGETS[profile]
+    return [dict(algos=list(algos), envs=[env], seeds=SEEDS[profile],
+                 set={"total_timesteps": budgets[env]}, num_chunks=10)
+            for env in envs if env in budgets]
+
+
+def table(summary_csv: Path) -> str:
+    """Markdown: one row per algorithm, one column per env, ``IQM [low, high]``."""
+    with open(summary_csv) as f:
+        rows = [r for r in csv.DictReader(f) if not r["env"].startswith("aggregate")]
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["env"]): f"{float(r['iqm']):.1f} [{float(r['ci_low']):.1f}, "
+                                     f"{float(r['ci_high']):.1f}]" for r in rows}
+    lines = ["| algo | " + " | ".join(e.split("/")[-1] for e in envs) + " |",
+             "|---|" + "---|" * len(envs)]
+    lines += [f"| {m} | " + " | ".join(cell.get((m, e), "–") for e in envs) + " |"
+              for m in methods]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=list(BUDGETS), default="cpu")
+    parser.add_argument("--envs", nargs="+", default=None)
+    parser.add_argument("--algos", nargs="+", default=None)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+    envs = args.envs or (ENVS if args.profile != "smoke" else list(BUDGETS["smoke"]))
+    algos = args.algos or algorithms()
+    root = Path(args.out or Path(__file__).parent / "results" / f"suite-{args.profile}")
+    for spec in specs(args.profile, envs, algos):
+        env = spec["envs"][0]
+        out = root / env.replace("/", "-")
+        groups = make_groups(load_spec(spec))
+        runs = sum(len(g.configs) * g.seeds for g in groups)
+        print(f"{env}: {len(groups)} groups, {runs} runs × {spec['set']['total_timesteps']:,} "
+              f"steps → {out}", flush=True)
+        if args.dry_run:
+            continue
+        pgjax.sweep(spec, out=out)
+        plot_sweep(out, reps=5000)
+        markdown = table(out / "plots" / "summary.csv")
+        (out / "table.md").write_text(markdown + "\n")
+        print(markdown, flush=True)
+
+
+if __name__ == "__main__":
+    main()
