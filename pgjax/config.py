@@ -22,6 +22,7 @@ from flax import struct
 from pgjax import drifts
 from pgjax import envs as envs_lib
 from pgjax.algorithms import ALGORITHMS, Algorithm, user_drift
+from pgjax.networks import TORSOS, resolve_torso
 from pgjax.updates import DriftInputs
 
 __all__ = ["ALGORITHMS", "Algorithm", "Config", "make_config", "normalizes_by_default",
@@ -47,6 +48,11 @@ class Config:
     total_timesteps: int = _static(500_000)  #: env steps; trains total // (envs·steps) updates
     actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes (tanh)
     critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes (tanh)
+    #: "auto" (set by make_config: "cnn" for image observations [H, W, C], else "mlp"), or either
+    torso: str = _static("auto")
+    conv_channels: tuple = _static((16,))  #: channels of the CNN torso's 3×3 conv layers
+    #: continuous actions: "clip" (Gaussian, samples clipped at the env) or "tanh" (squashed)
+    action_head: str = _static("clip")
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
@@ -108,10 +114,12 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+ACTION_HEADS = ("clip", "tanh")
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "lpo_ppo_init")
-_TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
+_TUPLE_FIELDS = ("actor_hidden", "critic_hidden", "conv_channels")
+_CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS}
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
     "gamma": (0.0, 1.0, True, True),
@@ -192,6 +200,10 @@ def _coerce_drift(name, value):
 
 def validate(config: Config) -> None:
     """Check every field on the host; raise a one-line ``ValueError`` naming the first bad one."""
+    for name, choices in _CHOICE_FIELDS.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name}: {getattr(config, name)!r} is not one of "
+                             f"{', '.join(choices)}")
     for name in _INT_FIELDS:
         if getattr(config, name) < 1:
             raise ValueError(f"{name}: {getattr(config, name)} must be a positive integer")
@@ -308,14 +320,18 @@ def normalizes_by_default(env) -> bool:
 
 
 def resolve_defaults(config: Config) -> Config:
-    """``config`` with the ``None`` (automatic) normalisation switches decided for its env."""
-    if config.normalize_observations is not None and config.normalize_rewards is not None:
+    """``config`` with its automatic choices decided for its env: the ``None`` normalisation
+    switches, and ``torso="auto"``."""
+    if config.normalize_observations is not None and config.normalize_rewards is not None \
+            and config.torso != "auto":
         return config
-    on = normalizes_by_default(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    env = envs_lib.make(config.env, **dict(config.env_kwargs))
+    on = normalizes_by_default(env)
     return config.replace(
         normalize_observations=on if config.normalize_observations is None
         else config.normalize_observations,
-        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards)
+        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards,
+        torso=resolve_torso(config.torso, env.observation_space.shape))
 
 
 def stack_configs(configs: list[Config]) -> Config:

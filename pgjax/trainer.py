@@ -60,6 +60,15 @@ def make_env(config: Config):
     return env
 
 
+def make_network(config: Config, env):
+    """The actor-critic the config describes, for ``env``'s spaces."""
+    config = resolve_defaults(config)
+    return make_actor_critic(env.observation_space, env.action_space, config.actor_hidden,
+                             config.critic_hidden, torso=config.torso,
+                             conv_channels=config.conv_channels,
+                             squash=config.action_head == "tanh")
+
+
 def make_optimizer(config: Config):
     """Adam (ε = adam_eps) after a global-norm clip; linear LR decay per update if enabled."""
     steps_per_update = config.num_epochs * config.num_minibatches
@@ -95,8 +104,7 @@ def make_trainer(config: Config) -> Trainer:
     if algorithm.update != "mirror":
         raise NotImplementedError(f"algo: {config.algo!r} has no {algorithm.update!r} update")
     env = make_env(config)
-    network = make_actor_critic(env.observation_space, env.action_space,
-                                config.actor_hidden, config.critic_hidden)
+    network = make_network(config, env)
     optimizer = make_optimizer(config)
     drift = functools.partial(algorithm.drift, config)
 
