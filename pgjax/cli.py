@@ -13,13 +13,32 @@ import sys
 import time
 
 
+def _literal(text: str):
+    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True; anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _parse_sets(items):
-    overrides = {}
+    """``key=value`` overrides; ``env.name=value`` goes to ``env_kwargs`` (e.g. a Brax
+    ``env.backend=spring``)."""
+    overrides, env_kwargs = {}, {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set: {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        overrides[key.strip().replace("-", "_")] = value.strip()
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key.startswith("env."):
+            env_kwargs[key.removeprefix("env.")] = _literal(value)
+        else:
+            overrides[key.replace("-", "_")] = value
+    if env_kwargs:
+        overrides["env_kwargs"] = env_kwargs
     return overrides
 
 
@@ -116,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="env steps per seed (default: the algorithm/env preset)")
     train.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-TIME)")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                       help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8")
+                       help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8; "
+                            "env.NAME=VALUE passes NAME to the env (env.backend=spring)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
     evaluation = sub.add_parser("eval", help="evaluate the policies a `pgjax train` run saved")

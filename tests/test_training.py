@@ -193,3 +193,12 @@ def test_cli_train_writes_run_files(tmp_path, capsys):
     assert len(summary["final_return"]) == 1
     assert {"steps_per_second", "compile_seconds", "config", "versions"} <= set(summary)
     assert "final return" in capsys.readouterr().out
+
+
+def test_cli_set_passes_env_options_to_the_env():
+    from pgjax.cli import _parse_sets
+
+    assert _parse_sets(["env.backend=spring", "env.episode_length=500", "num_envs=8"]) == {
+        "num_envs": "8", "env_kwargs": {"backend": "spring", "episode_length": 500}}
+    config = pgjax.make_config("ppo", "CartPole-v1", **_parse_sets(["env.max_steps_in_episode=50"]))
+    assert dict(config.env_kwargs) == {"max_steps_in_episode": 50}
