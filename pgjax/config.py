@@ -56,6 +56,9 @@ class Config:
     normalize_rewards: bool | None = _static(None)
     drift: Callable | None = _static(None)  #: the user's drift (algo "mirror" only)
     lpo_ppo_init: bool = _static(True)  #: LPO/TA-LPO drift adds PPO's drift inside the ReLU
+    #: an update with a non-finite reward, loss, gradient or parameter keeps the old parameters
+    #: (counted in the ``nonfinite`` metric) instead of stopping the run
+    skip_nonfinite: bool = _static(False)
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -110,7 +113,8 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
-                "normalize_observations", "normalize_rewards", "lpo_ppo_init")
+                "normalize_observations", "normalize_rewards", "lpo_ppo_init",
+                "skip_nonfinite")
 _TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
