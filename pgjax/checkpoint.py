@@ -172,6 +172,7 @@ class Checkpointer:
         self._manager = None
         self._last_step = None
         self._last_time = time.monotonic()
+        self.saved = 0  #: checkpoints written by this checkpointer
 
     def manager(self):
         if self._manager is None:
@@ -214,6 +215,7 @@ class Checkpointer:
             history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
             meta=ocp.args.JsonSave(meta)))
         self._last_step, self._last_time = step, time.monotonic()
+        self.saved += 1
 
     def wait(self) -> None:
         """Block until a background save has finished."""

@@ -223,6 +223,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         "num_updates": trainer.num_updates,
         "steps_per_second": seeds * ran_updates * config.batch_size / run_seconds,
         "resumed_at_update": None if history is None else trainer.num_updates - ran_updates,
+        "checkpoints_written": 0 if checkpoints is None else checkpoints.saved,
         "nonfinite_updates": [int(n) for n in (metrics["nonfinite"] > 0).sum(axis=1)],
         "compile_seconds": compile_seconds,
         "run_seconds": run_seconds,
