@@ -14,6 +14,12 @@ Final return: pgjax — mean return of the training episodes that ended in the l
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
+                               [--checkpoints]
+
+``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
+settings with no checkpoints, with a checkpoint every 10 s (async, the default) and every 10 s
+written synchronously, interleaved, medians over the repeats (the final checkpoint at the end of
+a run counts in its time).
 """
 
 from __future__ import annotations
@@ -141,6 +147,37 @@ def algorithms_per_update() -> None:
         print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
 
 
+def checkpoint_cost(seeds: int, repeats: int) -> None:
+    """Runner throughput with and without checkpoints every 10 s (medians, one script run)."""
+    import tempfile
+
+    from pgjax.checkpoint import CheckpointOptions
+
+    config = pgjax.make_config("ppo", "CartPole-v1", **SETTINGS)
+    modes = {"no checkpoints": False,
+             "every 10 s, async": CheckpointOptions(every_seconds=10.0),
+             "every 10 s, sync": CheckpointOptions(every_seconds=10.0, async_save=False)}
+    rates = {name: [] for name in modes}
+    saves = {name: [] for name in modes}
+    for r in range(repeats):
+        order = list(modes)[r % len(modes):] + list(modes)[:r % len(modes)]
+        for name in order:  # interleaved, order rotated: machine noise hits all alike
+            options = modes[name]
+            with tempfile.TemporaryDirectory() as out:
+                result = pgjax.train(config, seeds=seeds, seed=r, out=out, progress=False,
+                                     checkpoint=options)
+            rates[name].append(result.summary["steps_per_second"])
+            saves[name].append(result.summary["checkpoints_written"])
+    base = statistics.median(rates["no checkpoints"])
+    print(f"\ncheckpoint cost: PPO CartPole, {seeds} seeds × {STEPS:,} steps, runner, "
+          f"medians of {repeats}")
+    print(f"{'mode':20} {'steps/s':>10} {'vs none':>8}  checkpoints written per run")
+    for name in modes:
+        rate = statistics.median(rates[name])
+        print(f"{name:20} {rate:>10,.0f} {rate / base:>8.3f}  {saves[name]}  "
+              f"runs: {[round(x) for x in rates[name]]}")
+
+
 def median_of(runs: list[dict]) -> dict:
     out = {k: statistics.median(r[k] for r in runs) for k in ("compile_seconds",
                                                                "train_seconds",
@@ -167,8 +204,13 @@ def main() -> None:
                         help="also time one update of every algorithm against PPO's")
     parser.add_argument("--families", action="store_true",
                         help="also measure a Brax env and a MinAtar game (needs the brax extra)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="only measure the cost of checkpointing every 10 s")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
+    if args.checkpoints:
+        checkpoint_cost(args.seeds, args.repeats)
+        return
     ceiling = env_only_steps_per_second()
     print(f"env-only random rollout, 16 envs: {ceiling:,.0f} steps/s (the ceiling)")
     single = {"pgjax": [], "rejax": []}

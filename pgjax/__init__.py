@@ -29,13 +29,14 @@ __all__ = [
     "make_train",
     "make_trainer",
     "stack_configs",
+    "resume",
     "train",
 ]
 
 
 def __getattr__(name):
-    if name == "train":  # the runner pulls in matplotlib/tqdm: import on first use
-        from pgjax.runner import train
+    if name in ("train", "resume"):  # the runner pulls in matplotlib/tqdm: import on first use
+        from pgjax import runner
 
-        return train
+        return getattr(runner, name)
     raise AttributeError(f"module 'pgjax' has no attribute {name!r}")

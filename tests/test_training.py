@@ -100,7 +100,7 @@ def test_runner_shards_seeds_over_devices(config, tmp_path):
     assert len(sharded.summary["devices"]) == 2
     assert _max_diff(sharded.final_state.params, single.final_state.params) < 1e-5
     assert {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "summary.json", "curve.png",
-                                                "policy.msgpack"}
+                                                "policy.msgpack", "checkpoints"}
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("seed,update,env_steps,episodic_return")
     assert len(lines) == 1 + 2 * config.num_updates
