@@ -14,6 +14,13 @@ Final return: pgjax — mean return of the training episodes that ended in the l
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
+                               [--only-families] [--family-steps N]
+                               [--checkpoints]
+
+``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
+settings with no checkpoints, with a checkpoint every 10 s (async, the default) and every 10 s
+written synchronously, interleaved, medians over the repeats (the final checkpoint at the end of
+a run counts in its time).
 """
 
 from __future__ import annotations
@@ -69,9 +76,9 @@ def random_actions(space, key, num_envs):
 
 
 def env_only_steps_per_second(env_id: str = "CartPole-v1", num_envs: int = 16,
-                              steps: int = STEPS) -> float:
+                              steps: int = STEPS, **env_kwargs) -> float:
     """Random-action rollout of ``env_id`` (the ceiling for training throughput)."""
-    env = pgjax.envs.make(env_id)
+    env = pgjax.envs.make(env_id, **env_kwargs)
     n = steps // num_envs
 
     def rollout(key):
@@ -97,17 +104,24 @@ def env_only_steps_per_second(env_id: str = "CartPole-v1", num_envs: int = 16,
 
 
 def env_families(steps: int) -> None:
-    """Training throughput against the env-only ceiling for one Brax env and one MinAtar game
-    (pgjax defaults, 16 envs, one seed)."""
-    print(f"\nenv families: pgjax PPO training vs env-only random rollout, 16 envs, {steps:,} "
-          "steps")
-    print(f"{'env':26} {'env-only steps/s':>17} {'train steps/s':>14} {'train/env-only':>15}")
-    for env_id in ("brax/hopper", "Breakout-MinAtar"):
-        ceiling = env_only_steps_per_second(env_id, 16, steps)
-        config = pgjax.make_config("ppo", env_id, total_timesteps=steps)
-        result = pgjax.train(config, seeds=1, progress=False)
+    """Training throughput against the env-only ceiling (same number of envs) for one Brax env
+    and one MinAtar game, one seed, pgjax defaults and presets: hopper on the generalized
+    backend (the default) and on spring; Breakout with its CNN torso (the default) and with the
+    MLP torso."""
+    print(f"\nenv families: pgjax PPO training vs env-only random rollout, {steps:,} steps")
+    print(f"{'env':36} {'envs':>4} {'env-only steps/s':>17} {'train steps/s':>14} "
+          f"{'train/env-only':>15}")
+    cases = [("brax/hopper", {}), ("brax/hopper", {"env_kwargs": {"backend": "spring"}}),
+             ("Breakout-MinAtar", {}), ("Breakout-MinAtar", {"torso": "mlp"})]
+    for env_id, overrides in cases:
+        config = pgjax.make_config("ppo", env_id, total_timesteps=steps, **overrides)
+        ceiling = env_only_steps_per_second(env_id, config.num_envs, steps,
+                                            **dict(config.env_kwargs))
+        result = pgjax.train(config, seeds=1, progress=False, checkpoint=False)
         rate = result.summary["steps_per_second"]
-        print(f"{env_id:26} {ceiling:>17,.0f} {rate:>14,.0f} {rate / ceiling:>15.2f}")
+        label = f"{env_id} ({dict(config.env_kwargs).get('backend', config.torso)})"
+        print(f"{label:36} {config.num_envs:>4} {ceiling:>17,.0f} {rate:>14,.0f} "
+              f"{rate / ceiling:>15.2f}")
 
 
 def update_seconds(algo: str, overrides: dict, repeats: int = 30) -> float:
@@ -141,6 +155,37 @@ def algorithms_per_update() -> None:
         print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
 
 
+def checkpoint_cost(seeds: int, repeats: int) -> None:
+    """Runner throughput with and without checkpoints every 10 s (medians, one script run)."""
+    import tempfile
+
+    from pgjax.checkpoint import CheckpointOptions
+
+    config = pgjax.make_config("ppo", "CartPole-v1", **SETTINGS)
+    modes = {"no checkpoints": False,
+             "every 10 s, async": CheckpointOptions(every_seconds=10.0),
+             "every 10 s, sync": CheckpointOptions(every_seconds=10.0, async_save=False)}
+    rates = {name: [] for name in modes}
+    saves = {name: [] for name in modes}
+    for r in range(repeats):
+        order = list(modes)[r % len(modes):] + list(modes)[:r % len(modes)]
+        for name in order:  # interleaved, order rotated: machine noise hits all alike
+            options = modes[name]
+            with tempfile.TemporaryDirectory() as out:
+                result = pgjax.train(config, seeds=seeds, seed=r, out=out, progress=False,
+                                     checkpoint=options)
+            rates[name].append(result.summary["steps_per_second"])
+            saves[name].append(result.summary["checkpoints_written"])
+    base = statistics.median(rates["no checkpoints"])
+    print(f"\ncheckpoint cost: PPO CartPole, {seeds} seeds × {STEPS:,} steps, runner, "
+          f"medians of {repeats}")
+    print(f"{'mode':20} {'steps/s':>10} {'vs none':>8}  checkpoints written per run")
+    for name in modes:
+        rate = statistics.median(rates[name])
+        print(f"{name:20} {rate:>10,.0f} {rate / base:>8.3f}  {saves[name]}  "
+              f"runs: {[round(x) for x in rates[name]]}")
+
+
 def median_of(runs: list[dict]) -> dict:
     out = {k: statistics.median(r[k] for r in runs) for k in ("compile_seconds",
                                                                "train_seconds",
@@ -167,8 +212,20 @@ def main() -> None:
                         help="also time one update of every algorithm against PPO's")
     parser.add_argument("--families", action="store_true",
                         help="also measure a Brax env and a MinAtar game (needs the brax extra)")
+    parser.add_argument("--only-families", action="store_true",
+                        help="measure only the env families (--families without the rest)")
+    parser.add_argument("--family-steps", type=int, default=262_144,
+                        help="training steps per env-family case (default 262,144)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="only measure the cost of checkpointing every 10 s")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
+    if args.checkpoints:
+        checkpoint_cost(args.seeds, args.repeats)
+        return
+    if args.only_families:
+        env_families(args.family_steps)
+        return
     ceiling = env_only_steps_per_second()
     print(f"env-only random rollout, 16 envs: {ceiling:,.0f} steps/s (the ceiling)")
     single = {"pgjax": [], "rejax": []}
@@ -185,7 +242,7 @@ def main() -> None:
     if args.algorithms:
         algorithms_per_update()
     if args.families:
-        env_families(262_144)
+        env_families(args.family_steps)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,17 @@ __all__ = [
     "make_train",
     "make_trainer",
     "stack_configs",
+    "resume",
     "sweep",
     "train",
 ]
 
 
 def __getattr__(name):
-    if name == "train":  # the runner pulls in matplotlib/tqdm: import on first use
-        from pgjax.runner import train
+    if name in ("train", "resume"):  # the runner pulls in matplotlib/tqdm: import on first use
+        from pgjax import runner
 
-        return train
+        return getattr(runner, name)
     if name == "sweep":
         from pgjax.sweep import sweep
 

@@ -1,9 +1,11 @@
-"""``pgjax train ALGO ENV [...]``, ``pgjax sweep [SPEC]``, ``pgjax plot DIR``, ``pgjax eval DIR``
-and ``pgjax list``.
+"""``pgjax train ALGO ENV [...]``, ``pgjax resume DIR``, ``pgjax sweep [SPEC]``, ``pgjax plot DIR``,
+``pgjax eval DIR`` and ``pgjax list``.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
-not divide, ...) prints one line naming the field and what is allowed, and exits with status 2
-before anything is compiled.
+not divide, a checkpoint of a different run, ...) prints one line naming the field and what is
+allowed, and exits with status 2 before anything is compiled. A numerical fault (a NaN or
+infinity in training) prints one line naming the update, the quantity and the seed, and exits
+with status 3; the last finite checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -14,13 +16,32 @@ import sys
 import time
 
 
+def _literal(text: str):
+    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True; anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _parse_sets(items):
-    overrides = {}
+    """``key=value`` overrides; ``env.name=value`` goes to ``env_kwargs`` (e.g. a Brax
+    ``env.backend=spring``)."""
+    overrides, env_kwargs = {}, {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set: {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        overrides[key.strip().replace("-", "_")] = value.strip()
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key.startswith("env."):
+            env_kwargs[key.removeprefix("env.")] = _literal(value)
+        else:
+            overrides[key.replace("-", "_")] = value
+    if env_kwargs:
+        overrides["env_kwargs"] = env_kwargs
     return overrides
 
 
@@ -54,13 +75,46 @@ def cmd_train(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or f"runs/{args.algo}-{config.env_id.split('/')[-1]}-{stamp}"
     result = pgjax.train(config, seeds=args.seeds, out=out, seed=args.seed,
-                         progress=not args.quiet)
-    print(f"\n{args.algo} on {config.env_id}, final return per seed "
+                         progress=not args.quiet, checkpoint=_checkpoint_options(args))
+    _report(result, out)
+    return 0
+
+
+def _checkpoint_options(args):
+    from pgjax.checkpoint import CheckpointOptions
+
+    if args.no_checkpoints:
+        return False
+    if args.checkpoint_every is None and args.checkpoint_every_updates is None and \
+            args.keep_checkpoints is None:
+        return None  # train: the defaults; resume: the run's own options
+    seconds = 60.0 if args.checkpoint_every is None else args.checkpoint_every
+    return CheckpointOptions(every_seconds=seconds if seconds > 0 else None,
+                             every_updates=args.checkpoint_every_updates,
+                             keep=3 if args.keep_checkpoints is None else args.keep_checkpoints)
+
+
+def cmd_resume(args) -> int:
+    import pgjax  # sets XLA host devices before jax is imported
+    from pgjax.runner import resume
+
+    result = resume(args.dir, progress=not args.quiet, checkpoint=_checkpoint_options(args))
+    _report(result, args.dir)
+    return 0
+
+
+def _report(result, out) -> None:
+    config = result.config
+    if result.summary["resumed_at_update"] is not None:
+        print(f"resumed at update {result.summary['resumed_at_update']} of "
+              f"{result.summary['num_updates']}")
+    if any(result.summary["nonfinite_updates"]):
+        print(f"skipped non-finite updates per seed: {result.summary['nonfinite_updates']}")
+    print(f"\n{config.algo} on {config.env_id}, final return per seed "
           f"(mean over the episodes of the last {result.summary['final_return_window']:.0%} "
           f"of updates):")
     print(_results_table(result.summary))
     print(f"\nwrote {out}/metrics.csv, summary.json, curve.png")
-    return 0
 
 
 def cmd_eval(args) -> int:
@@ -177,6 +231,17 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _checkpoint_arguments(parser) -> None:
+    parser.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+                        help="checkpoint at the first chunk end after SECONDS (default 60; "
+                             "0: only by --checkpoint-every-updates and at the end)")
+    parser.add_argument("--checkpoint-every-updates", type=int, default=None, metavar="N",
+                        help="also checkpoint at the first chunk end after N updates")
+    parser.add_argument("--keep-checkpoints", type=int, default=None, metavar="K",
+                        help="keep the newest K checkpoints (default 3)")
+    parser.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,9 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="env steps per seed (default: the algorithm/env preset)")
     train.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-TIME)")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                       help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8")
+                       help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8; "
+                            "env.NAME=VALUE passes NAME to the env (env.backend=spring)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _checkpoint_arguments(train)
     train.set_defaults(func=cmd_train)
+    resume = sub.add_parser("resume", help="continue a run from its latest good checkpoint")
+    resume.add_argument("dir", help="the run directory (its checkpoints/ folder)")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    _checkpoint_arguments(resume)
+    resume.set_defaults(func=cmd_resume)
     evaluation = sub.add_parser("eval", help="evaluate the policies a `pgjax train` run saved")
     evaluation.add_argument("dir", help="the run directory")
     evaluation.add_argument("--episodes", type=int, default=16, help="per seed (default 16)")
@@ -241,6 +313,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as error:
         print(f"pgjax: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # pgjax.runner.NumericalFault
+        print(f"pgjax: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

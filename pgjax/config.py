@@ -22,6 +22,7 @@ from flax import struct
 from pgjax import drifts
 from pgjax import envs as envs_lib
 from pgjax.algorithms import ALGORITHMS, Algorithm, user_drift
+from pgjax.networks import TORSOS, resolve_torso
 from pgjax.updates import DriftInputs
 
 __all__ = ["ALGORITHMS", "Algorithm", "Config", "make_config", "normalizes_by_default",
@@ -47,6 +48,11 @@ class Config:
     total_timesteps: int = _static(500_000)  #: env steps; trains total // (envs·steps) updates
     actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes (tanh)
     critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes (tanh)
+    #: "auto" (set by make_config: "cnn" for image observations [H, W, C], else "mlp"), or either
+    torso: str = _static("auto")
+    conv_channels: tuple = _static((16,))  #: channels of the CNN torso's 3×3 conv layers
+    #: continuous actions: "clip" (Gaussian, samples clipped at the env) or "tanh" (squashed)
+    action_head: str = _static("clip")
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
@@ -56,6 +62,9 @@ class Config:
     normalize_rewards: bool | None = _static(None)
     drift: Callable | None = _static(None)  #: the user's drift (algo "mirror" only)
     lpo_ppo_init: bool = _static(True)  #: LPO/TA-LPO drift adds PPO's drift inside the ReLU
+    #: an update with a non-finite reward, loss, gradient or parameter keeps the old parameters
+    #: (counted in the ``nonfinite`` metric) instead of stopping the run
+    skip_nonfinite: bool = _static(False)
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -108,10 +117,13 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+ACTION_HEADS = ("clip", "tanh")
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
-                "normalize_observations", "normalize_rewards", "lpo_ppo_init")
-_TUPLE_FIELDS = ("actor_hidden", "critic_hidden")
+                "normalize_observations", "normalize_rewards", "lpo_ppo_init",
+                "skip_nonfinite")
+_TUPLE_FIELDS = ("actor_hidden", "critic_hidden", "conv_channels")
+_CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS}
 _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
     "gamma": (0.0, 1.0, True, True),
@@ -190,18 +202,48 @@ def _coerce_drift(name, value):
     return value
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def validate(config: Config) -> None:
-    """Check every field on the host; raise a one-line ``ValueError`` naming the first bad one."""
+    """Check every field on the host; raise a one-line ``ValueError`` naming the first bad one.
+
+    Continuous hyperparameters are checked as the float32 values training uses (a value that
+    overflows float32, or rounds to a bound, is out of range)."""
+    for name, choices in _CHOICE_FIELDS.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name}: {getattr(config, name)!r} is not one of "
+                             f"{', '.join(choices)}")
     for name in _INT_FIELDS:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name}: {getattr(config, name)} must be a positive integer")
+        if not _is_int(getattr(config, name)) or getattr(config, name) < 1:
+            raise ValueError(f"{name}: {getattr(config, name)!r} must be a positive integer")
+    for name in _BOOL_FIELDS:
+        value = getattr(config, name)
+        if not (isinstance(value, (bool, np.bool_))
+                or (value is None and name.startswith("normalize_"))):
+            raise ValueError(f"{name}: {value!r} must be true or false")
+    if not (isinstance(config.env_kwargs, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+            for p in config.env_kwargs)):
+        raise ValueError(f"env_kwargs: {config.env_kwargs!r} must be a dict of env "
+                         "parameters, e.g. {'max_steps_in_episode': 200}")
+    for name in _TUPLE_FIELDS:
+        value = getattr(config, name)
+        if not (isinstance(value, tuple) and value and all(
+                _is_int(h) and h >= 1 for h in value)):
+            raise ValueError(f"{name}: {value!r} must be a non-empty tuple of positive "
+                             "integers like (64, 64)")
     for name, (low, high, low_in, high_in) in _FLOAT_RANGES.items():
-        value = float(jnp.min(jnp.asarray(getattr(config, name))))
-        top = float(jnp.max(jnp.asarray(getattr(config, name))))
-        ok_low = value >= low if low_in else value > low
-        ok_high = top <= high if high_in else top < high
-        if not (ok_low and ok_high) or value != value:
-            bad = value if not ok_low or value != value else top
+        given = np.asarray(getattr(config, name), np.float64)
+        if high == float("inf"):  # what float32 can hold
+            high, high_in = float(np.finfo(np.float32).max), True
+        with np.errstate(over="ignore"):
+            values = given.astype(np.float32).astype(np.float64)
+        ok = ((values >= low) if low_in else (values > low)) & (
+            (values <= high) if high_in else (values < high))
+        if not ok.all():
+            bad = given.ravel()[int(np.argmin(ok.ravel()))]
             raise ValueError(f"{name}: {bad:g} is outside the allowed range "
                              f"{_range_text(low, high, low_in, high_in)}")
     if config.batch_size % config.num_minibatches:
@@ -229,6 +271,10 @@ def _check_drift(config: Config, size: int = 3) -> None:
             config.drift_params is not None:
         raise ValueError(f"drift_params: algo {config.algo!r} has no learned drift "
                          "(lpo, talpo and mirror take drift parameters)")
+    if config.drift_params is not None and not all(
+            np.isfinite(np.asarray(x, np.float32)).all()
+            for x in jax.tree.leaves(config.drift_params)):
+        raise ValueError("drift_params: contains NaN or infinite values")
     # What the user handed in that can break the drift: the function, or the learned params.
     field, name = (("drift", getattr(config.drift, "__name__", repr(config.drift)))
                    if spec.drift is user_drift else ("drift_params", f"the {config.algo} drift"))
@@ -289,7 +335,14 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
         values["env_kwargs"] = tuple(sorted(values["env_kwargs"].items()))
     config = Config(algo=algo, env=env, **values)
     validate(config)
-    return resolve_defaults(config)
+    try:  # builds the env: its own checks of env_kwargs run here
+        if config.env_kwargs:
+            envs_lib.make(config.env, **dict(config.env_kwargs))
+        return resolve_defaults(config)
+    except TypeError as error:  # e.g. an unexpected keyword of a Brax env constructor
+        detail = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(f"env_kwargs: {dict(config.env_kwargs)} rejected by "
+                         f"{config.env_id}: {detail}") from None
 
 
 def config_from_dict(values: dict) -> Config:
@@ -308,14 +361,18 @@ def normalizes_by_default(env) -> bool:
 
 
 def resolve_defaults(config: Config) -> Config:
-    """``config`` with the ``None`` (automatic) normalisation switches decided for its env."""
-    if config.normalize_observations is not None and config.normalize_rewards is not None:
+    """``config`` with its automatic choices decided for its env: the ``None`` normalisation
+    switches, and ``torso="auto"``."""
+    if config.normalize_observations is not None and config.normalize_rewards is not None \
+            and config.torso != "auto":
         return config
-    on = normalizes_by_default(envs_lib.make(config.env, **dict(config.env_kwargs)))
+    env = envs_lib.make(config.env, **dict(config.env_kwargs))
+    on = normalizes_by_default(env)
     return config.replace(
         normalize_observations=on if config.normalize_observations is None
         else config.normalize_observations,
-        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards)
+        normalize_rewards=on if config.normalize_rewards is None else config.normalize_rewards,
+        torso=resolve_torso(config.torso, env.observation_space.shape))
 
 
 def stack_configs(configs: list[Config]) -> Config:

@@ -3,7 +3,12 @@
 Hidden layers: tanh, orthogonal init with gain √2, zero biases; policy head gain 0.01; value head
 gain 1.0 (Huang et al. 2022, "The 37 Implementation Details of PPO", details 2 and 13); the
 Gaussian policy has a state-independent log-std initialised to 0. Parameters are plain pytrees
-(lists of ``{"w", "b"}`` dicts). Observations are flattened over their trailing ``obs_ndim`` axes.
+(lists of ``{"w", "b"}`` dicts).
+
+Torsos: image observations ``[H, W, C]`` (every gymnax MinAtar game) go through a CNN torso —
+3×3 stride-1 VALID convolutions with ReLU, orthogonal init gain √2, as in MinAtar's networks
+(Young & Tian 2019, arXiv 1903.03176) — whose flattened features feed the MLP; other
+observations are flattened into the MLP. Actor and critic each have their own torso.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from pgjax.distributions import Categorical, DiagGaussian
+from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
 from pgjax.envs import Box, Discrete
 
 
@@ -54,6 +59,37 @@ def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
     return mlp_from_normal(jax.random.normal(key, (_num_weights(sizes),)), sizes, out_scale)
 
 
+def conv_from_normal(normal, channels: Sequence[int], kernel: int = 3) -> list[dict]:
+    """3×3 conv kernels ``[k, k, c_in, c_out]`` for channel counts ``channels`` (input first)
+    from a flat normal draw: orthogonal over the ``(k·k·c_in, c_out)`` matricisation, gain √2
+    (as ``jax.nn.initializers.orthogonal`` treats conv kernels), zero biases."""
+    layers, start = [], 0
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        size = kernel * kernel * c_in * c_out
+        w = orthogonal(normal[start:start + size].reshape(-1, c_out), math.sqrt(2.0))
+        layers.append({"w": w.reshape(kernel, kernel, c_in, c_out),
+                       "b": jnp.zeros((c_out,), jnp.float32)})
+        start += size
+    return layers
+
+
+def conv_apply(layers: list[dict], x):
+    """ReLU(conv(x)) per layer for images ``[..., H, W, C]`` (any leading axes), flattened."""
+    lead = x.shape[:-3]
+    x = x.reshape((-1,) + x.shape[-3:])
+    for layer in layers:
+        x = jax.lax.conv_general_dilated(x, layer["w"], (1, 1), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = jax.nn.relu(x + layer["b"])
+    return x.reshape(lead + (-1,))
+
+
+def conv_output_size(obs_shape: Sequence[int], channels: Sequence[int], kernel: int = 3) -> int:
+    h, w, _ = obs_shape
+    shrink = (len(channels) - 1) * (kernel - 1)
+    return (h - shrink) * (w - shrink) * channels[-1]
+
+
 def mlp_apply(layers: list[dict], x):
     """tanh hidden layers, linear output."""
     for layer in layers[:-1]:
@@ -63,50 +99,109 @@ def mlp_apply(layers: list[dict], x):
 
 @struct.dataclass
 class ActorCriticParams:
-    actor: Any  #: {"mlp": layers} (+ "log_std" for Gaussian policies)
-    critic: Any  #: {"mlp": layers}
+    actor: Any  #: {"mlp": layers} (+ "conv": layers, + "log_std" for Gaussian policies)
+    critic: Any  #: {"mlp": layers} (+ "conv": layers)
 
 
 @struct.dataclass
 class ActorCritic:
     """Pure functions of a separate actor and critic; the architecture is static."""
 
-    obs_size: int = struct.field(pytree_node=False)
-    obs_ndim: int = struct.field(pytree_node=False)
+    obs_shape: tuple = struct.field(pytree_node=False)
     action_size: int = struct.field(pytree_node=False)  #: categories, or action dimensions
     discrete: bool = struct.field(pytree_node=False)
     actor_hidden: tuple = struct.field(pytree_node=False)
     critic_hidden: tuple = struct.field(pytree_node=False)
+    conv_channels: tuple = struct.field(pytree_node=False, default=())  #: () = MLP only
+    squash: bool = struct.field(pytree_node=False, default=False)  #: tanh-Gaussian policy
 
-    def _flat(self, obs):
-        return obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+    def _sizes(self, hidden, out):
+        if self.conv_channels:
+            features = conv_output_size(self.obs_shape, (self.obs_shape[-1],
+                                                         *self.conv_channels))
+        else:
+            features = math.prod(self.obs_shape)
+        return (features, *hidden, out)
+
+    def _num_conv(self):
+        channels = (self.obs_shape[-1], *self.conv_channels) if self.conv_channels else ()
+        return _num_weights(channels) * 9, channels
+
+    def _torso(self, params, obs):
+        if self.conv_channels:
+            return conv_apply(params["conv"], obs)
+        ndim = len(self.obs_shape)
+        return obs.reshape(obs.shape[: obs.ndim - ndim] + (-1,))
 
     def init(self, key: jax.Array) -> ActorCriticParams:
-        actor_sizes = (self.obs_size, *self.actor_hidden, self.action_size)
-        critic_sizes = (self.obs_size, *self.critic_hidden, 1)
+        actor_sizes = self._sizes(self.actor_hidden, self.action_size)
+        critic_sizes = self._sizes(self.critic_hidden, 1)
+        n_conv, channels = self._num_conv()
         n_actor = _num_weights(actor_sizes)
         # One normal draw for every layer: each RNG call site costs compile time.
-        normal = jax.random.normal(key, (n_actor + _num_weights(critic_sizes),))
+        normal = jax.random.normal(
+            key, (2 * n_conv + n_actor + _num_weights(critic_sizes),))
         actor = {"mlp": mlp_from_normal(normal[:n_actor], actor_sizes, 0.01)}
+        critic = {"mlp": mlp_from_normal(normal[n_actor:-2 * n_conv or None], critic_sizes,
+                                         1.0)}
+        if self.conv_channels:
+            actor["conv"] = conv_from_normal(normal[-2 * n_conv:-n_conv], channels)
+            critic["conv"] = conv_from_normal(normal[-n_conv:], channels)
         if not self.discrete:
             actor["log_std"] = jnp.zeros((self.action_size,), jnp.float32)
-        critic = {"mlp": mlp_from_normal(normal[n_actor:], critic_sizes, 1.0)}
         return ActorCriticParams(actor, critic)
 
-    def policy(self, actor_params, obs) -> Categorical | DiagGaussian:
-        out = mlp_apply(actor_params["mlp"], self._flat(obs))
-        return Categorical(out) if self.discrete else DiagGaussian(out, actor_params["log_std"])
+    def policy(self, actor_params, obs) -> Categorical | DiagGaussian | TanhGaussian:
+        out = mlp_apply(actor_params["mlp"], self._torso(actor_params, obs))
+        if self.discrete:
+            return Categorical(out)
+        return (TanhGaussian if self.squash else DiagGaussian)(out, actor_params["log_std"])
 
     def value(self, critic_params, obs) -> jax.Array:
-        return mlp_apply(critic_params["mlp"], self._flat(obs))[..., 0]
+        return mlp_apply(critic_params["mlp"], self._torso(critic_params, obs))[..., 0]
 
 
-def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden):
+#: Torso choices: "auto" takes the CNN for image observations ``[H, W, C]``, the MLP otherwise.
+TORSOS = ("auto", "mlp", "cnn")
+
+
+def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden, *,
+                      torso: str = "auto", conv_channels: Sequence[int] = (16,),
+                      squash: bool = False) -> ActorCritic:
+    """The actor-critic for these spaces (see the module docstring for the architecture).
+
+    Args:
+      torso: ``"auto"`` (CNN for ``[H, W, C]`` observations, else MLP), ``"mlp"`` or ``"cnn"``.
+      conv_channels: output channels of each 3×3 conv layer of the CNN torso.
+      squash: a tanh-squashed Gaussian policy (:class:`TanhGaussian`) for Box actions, instead
+        of a Gaussian whose samples are clipped at the env.
+    """
     if isinstance(action_space, Discrete):
         action_size, discrete = action_space.n, True
     elif isinstance(action_space, Box):
         action_size, discrete = math.prod(action_space.shape), False
     else:
         raise TypeError(f"unsupported action space {action_space!r}")
-    return ActorCritic(math.prod(observation_space.shape), len(observation_space.shape),
-                       action_size, discrete, tuple(actor_hidden), tuple(critic_hidden))
+    if squash and discrete:
+        raise ValueError("action_head: 'tanh' needs continuous (Box) actions")
+    shape = tuple(observation_space.shape)
+    if resolve_torso(torso, shape) == "cnn":
+        kernel_fit = len(shape) == 3 and min(shape[:2]) > 2 * len(conv_channels)
+        if not kernel_fit:
+            raise ValueError(f"torso: 'cnn' needs image observations [H, W, C] larger than its "
+                             f"{len(conv_channels)} 3×3 convolutions; got shape {shape}")
+        channels = tuple(conv_channels)
+    else:
+        channels = ()
+    return ActorCritic(shape, action_size, discrete, tuple(actor_hidden), tuple(critic_hidden),
+                       channels, squash)
+
+
+def resolve_torso(torso: str, obs_shape: Sequence[int]) -> str:
+    """``"cnn"`` or ``"mlp"``: what ``torso`` (one of :data:`TORSOS`) means for these
+    observations."""
+    if torso not in TORSOS:
+        raise ValueError(f"torso: {torso!r} is not one of {', '.join(TORSOS)}")
+    if torso == "auto":
+        return "cnn" if len(obs_shape) == 3 else "mlp"
+    return torso

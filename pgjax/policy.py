@@ -17,9 +17,9 @@ from flax import struct
 from pgjax import envs as envs_lib
 from pgjax.config import Config, resolve_defaults
 from pgjax.envs.normalize import RunningMoments, normalize_observation, observation_moments
-from pgjax.networks import ActorCriticParams, make_actor_critic
+from pgjax.networks import ActorCriticParams
 from pgjax.rollout import env_action
-from pgjax.trainer import TrainState
+from pgjax.trainer import TrainState, make_network
 
 
 @struct.dataclass
@@ -52,7 +52,8 @@ def trained_policy(config: Config, params, obs_moments=None) -> TrainedPolicy:
 
 def make_policy(config: Config, params, obs_moments=None):
     """A jittable ``act(key, obs, deterministic=False) -> action`` for one observation (vmap it
-    for a batch); actions are clipped to a Box's bounds as the env receives them.
+    for a batch); continuous actions are as the env receives them (clipped to a Box's
+    bounds, or squashed into them for ``action_head="tanh"``).
 
     Example:
       >>> import jax, pgjax
@@ -65,15 +66,14 @@ def make_policy(config: Config, params, obs_moments=None):
     config = resolve_defaults(config)
     policy = trained_policy(config, params, obs_moments)
     env = envs_lib.make(config.env, **dict(config.env_kwargs))
-    network = make_actor_critic(env.observation_space, env.action_space, config.actor_hidden,
-                                config.critic_hidden)
+    network = make_network(config, env)
 
     def act(key, obs, deterministic=False):
         if policy.obs_moments is not None:
             obs = normalize_observation(policy.obs_moments, obs)
         distribution = network.policy(policy.actor, obs)
         action = distribution.mode() if deterministic else distribution.sample(key)
-        return env_action(env.action_space, action)
+        return env_action(env.action_space, action, network.squash)
 
     return act
 

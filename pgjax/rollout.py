@@ -14,7 +14,7 @@ class Transition:
     """One step of every environment; arrays are ``[num_steps, num_envs, ...]`` after a rollout."""
 
     obs: jax.Array
-    action: jax.Array  #: as sampled (unclipped for continuous actions)
+    action: jax.Array  #: as sampled (unclipped / pre-tanh for continuous actions)
     log_prob: jax.Array  #: log π_old(action | obs)
     reward: jax.Array
     terminated: jax.Array
@@ -24,11 +24,16 @@ class Transition:
     episode_length: jax.Array
 
 
-def env_action(action_space, action):
-    """The action handed to the env: continuous actions are clipped to the bounds only here."""
-    if isinstance(action_space, Box):
-        return jnp.clip(action, action_space.low, action_space.high)
-    return action
+def env_action(action_space, action, squash: bool = False):
+    """The action handed to the env from the stored one: continuous actions are clipped to the
+    bounds only here, or, for a tanh-squashed policy (``squash``, actions stored pre-tanh),
+    mapped to ``low + (tanh(u) + 1)·(high − low)/2``."""
+    if not isinstance(action_space, Box):
+        return action
+    if squash:
+        return action_space.low + (jnp.tanh(action) + 1.0) * (
+            0.5 * (action_space.high - action_space.low))
+    return jnp.clip(action, action_space.low, action_space.high)
 
 
 def rollout(env, network, actor_params, env_state, obs, key, num_steps):
@@ -52,7 +57,7 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
         # Named axis: wrappers with statistics shared across envs (normalisation) reduce on it.
         env_step = jax.vmap(env.step, axis_name=ENV_AXIS)
         env_state, next_obs, reward, terminated, truncated, info = env_step(
-            env_keys, env_state, env_action(env.action_space, action))
+            env_keys, env_state, env_action(env.action_space, action, network.squash))
         transition = Transition(
             obs=obs,
             action=action,

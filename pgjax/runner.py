@@ -9,7 +9,13 @@ Files written to ``out`` (the user-facing contract):
   ``compile_seconds``, timings, devices, the full config and package versions;
 * ``curve.png`` — episodic return against env steps, per seed and mean;
 * ``policy.msgpack`` — each seed's trained policy (actor parameters and observation
-  statistics), for ``pgjax eval DIR`` and :func:`pgjax.policy.load_policies`.
+  statistics), for ``pgjax eval DIR`` and :func:`pgjax.policy.load_policies`;
+* ``checkpoints/`` — full-state checkpoints (:mod:`pgjax.checkpoint`) between chunks, for
+  :func:`resume` (``pgjax resume DIR``).
+
+Numerical faults: every update reports ``nonfinite`` (:data:`pgjax.trainer.FAULT_CHECKS`); the
+runner checks it after each chunk and stops at the first non-finite update with
+:class:`NumericalFault` (unless ``config.skip_nonfinite``), before that chunk is checkpointed.
 """
 
 from __future__ import annotations
@@ -28,9 +34,13 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from pgjax.config import Config
+from pgjax.checkpoint import CheckpointOptions, Checkpointer, shape_signature
+from pgjax.config import Config, config_from_dict, validate
 from pgjax.policy import POLICY_FILE, save_policies
-from pgjax.trainer import METRICS, make_trainer
+from pgjax.trainer import FAULT_CHECKS, METRICS, make_trainer
+
+#: Where a run directory keeps its checkpoints.
+CHECKPOINT_DIR = "checkpoints"
 
 #: Share of the last updates whose finished episodes make up ``final_return``.
 FINAL_WINDOW = 0.05
@@ -91,6 +101,29 @@ def _over_seeds(fn, devices):
                          out_specs=sharding.spec, check_vma=False)
 
 
+class NumericalFault(FloatingPointError):
+    """A non-finite reward, observation, loss, gradient or parameter stopped the run."""
+
+
+def check_faults(metrics: dict, first_update: int, seed: int, checkpoints) -> None:
+    """Raise :class:`NumericalFault` for the first update of a chunk's metrics (``[seeds,
+    length]``, the first being update ``first_update``) whose ``nonfinite`` code is set."""
+    code = np.asarray(metrics["nonfinite"])
+    if not code.any():
+        return
+    update = int(np.argmax(code.any(axis=0)))
+    seed_index = int(np.argmax(code[:, update] > 0))
+    what = FAULT_CHECKS[int(code[seed_index, update]) - 1]
+    if checkpoints is not None:
+        checkpoints.wait()
+    kept = (f"last finite checkpoint: update {checkpoints.steps()[-1]} in "
+            f"{checkpoints.directory}" if checkpoints is not None and checkpoints.steps()
+            else "no checkpoint")
+    raise NumericalFault(f"numerical fault: {what} is NaN or infinite at update "
+                         f"{first_update + update} (seed index {seed_index}, --seed {seed}); "
+                         f"training stopped, {kept}")
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in ("pgjax", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "numpy"):
@@ -102,56 +135,83 @@ def versions() -> dict:
 
 
 def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks: int = 20,
-          progress: bool = True, devices=None) -> RunResult:
+          progress: bool = True, devices=None, checkpoint: CheckpointOptions | bool | None = None,
+          resume: bool = False) -> RunResult:
     """Train ``seeds`` independent runs of ``config`` and (optionally) write the run files.
 
     Seeds are vmapped inside one program and sharded across local devices (on CPU pgjax asks
     XLA for one host device per core, see :mod:`pgjax._xla`). The updates run in ``num_chunks``
     jitted chunks of equal length, so the result equals ``jax.vmap(make_train(config))(keys)``
     with ``keys = jax.random.split(jax.random.key(seed), seeds)``.
+
+    Args:
+      checkpoint: :class:`pgjax.checkpoint.CheckpointOptions` for ``out/checkpoints``; the
+        default (None) is ``CheckpointOptions()`` — every 60 s and at the end, last 3 kept —
+        when ``out`` is given, none otherwise; ``False`` turns checkpoints off.
+      resume: continue from the newest good checkpoint in ``out/checkpoints`` (the config,
+        seeds, seed and chunking must be the run's; the first difference is named). Without
+        it, a directory that already holds checkpoints is refused.
+
+    Raises:
+      NumericalFault: at the first update with a non-finite value (see
+        :data:`pgjax.trainer.FAULT_CHECKS`), unless ``config.skip_nonfinite``.
     """
     wall_start = time.perf_counter()
+    validate(config)
     trainer = make_trainer(config)
     devices = _seed_devices(seeds, devices)
     length = chunk_length(trainer.num_updates, num_chunks)
+    checkpoints = _checkpointer(out, checkpoint, resume)
 
     def run_chunk(state):
         return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=length)
 
     keys = jax.random.split(jax.random.key(seed), seeds)
-    keys = jax.device_put(keys, _seed_sharding(devices) if len(devices) > 1 else devices[0])
+    placement = _seed_sharding(devices) if len(devices) > 1 else devices[0]
+    keys = jax.device_put(keys, placement)
+    init = jax.jit(_over_seeds(trainer.init, devices))
+    identity = {"config": config.to_dict(), "seeds": seeds, "seed": seed,
+                "num_updates": trainer.num_updates, "chunk_length": length,
+                "state": shape_signature(jax.eval_shape(init, keys))}
     start = time.perf_counter()
-    init = jax.jit(_over_seeds(trainer.init, devices)).lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
-    state = init(keys)
-    start = time.perf_counter()
+    if resume:
+        snapshot = checkpoints.restore_latest(jax.eval_shape(init, keys), identity)
+        if snapshot is None:
+            raise ValueError(f"resume: no readable checkpoint in {checkpoints.directory}")
+        state = jax.device_put(snapshot.state, placement)
+        done, history = snapshot.step, snapshot.history
+    else:
+        state = init.lower(keys).compile()(keys)
+        done, history = 0, None
     chunk = jax.jit(_over_seeds(run_chunk, devices), donate_argnums=0).lower(state).compile()
-    compile_seconds += time.perf_counter() - start
+    compile_seconds = time.perf_counter() - start
 
-    steps_per_chunk = seeds * length * config.batch_size
     total_steps = seeds * trainer.num_updates * config.batch_size
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+        bar = tqdm(total=total_steps, initial=seeds * done * config.batch_size, unit="step",
+                   unit_scale=True, dynamic_ncols=True,
                    desc=f"{config.algo} {config.env_id} ×{seeds}")
-    chunks, run_start = [], time.perf_counter()
-    for _ in range(trainer.num_updates // length):
-        state, metrics = chunk(state)
-        metrics = jax.device_get(metrics)
-        chunks.append(metrics)
+    meta = {"identity": identity, "num_chunks": num_chunks,
+            "checkpoint": None if checkpoints is None else
+            dataclasses.asdict(checkpoints.options)}
+    run_start = time.perf_counter()
+    try:
+        state, chunks = _run_chunks(chunk, state, done, length, trainer.num_updates, history,
+                                    checkpoints, meta, bar, seed, config)
+        jax.block_until_ready(state)
+    finally:
+        if checkpoints is not None:  # a background save finishes even when a fault stopped us
+            checkpoints.wait()
+            checkpoints.close()
         if bar is not None:
-            bar.update(steps_per_chunk)
-            latest = np.nanmean(metrics["episodic_return"][:, -1]) if np.isfinite(
-                metrics["episodic_return"][:, -1]).any() else float("nan")
-            bar.set_postfix_str(f"return {latest:.1f}")
-    jax.block_until_ready(state)
+            bar.close()
     run_seconds = time.perf_counter() - run_start
-    if bar is not None:
-        bar.close()
 
-    metrics = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in METRICS}
+    metrics = _concatenate(chunks)
+    ran_updates = trainer.num_updates - (0 if history is None else history["env_steps"].shape[1])
     summary = {
         "algo": config.algo,
         "env": config.env_id,
@@ -161,7 +221,10 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         "final_return_window": FINAL_WINDOW,
         "env_steps_per_seed": trainer.num_updates * config.batch_size,
         "num_updates": trainer.num_updates,
-        "steps_per_second": total_steps / run_seconds,
+        "steps_per_second": seeds * ran_updates * config.batch_size / run_seconds,
+        "resumed_at_update": None if history is None else trainer.num_updates - ran_updates,
+        "checkpoints_written": 0 if checkpoints is None else checkpoints.saved,
+        "nonfinite_updates": [int(n) for n in (metrics["nonfinite"] > 0).sum(axis=1)],
         "compile_seconds": compile_seconds,
         "run_seconds": run_seconds,
         "wall_seconds": time.perf_counter() - wall_start,
@@ -174,6 +237,72 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     if out is not None:
         write_run(result, Path(out))
     return result
+
+
+def _run_chunks(chunk, state, done, length, num_updates, history, checkpoints, meta, bar,
+                seed, config):
+    """The host loop: chunks from update ``done`` on, fault checks, checkpoints, progress."""
+    chunks = [history] if history is not None else []
+    if checkpoints is not None:
+        checkpoints.start(done)
+    while done < num_updates:
+        state, metrics = chunk(state)
+        metrics = jax.device_get(metrics)
+        if not config.skip_nonfinite:
+            check_faults(metrics, done + 1, seed, checkpoints)
+        chunks.append(metrics)
+        done += length
+        if checkpoints is not None and checkpoints.due(done, done == num_updates):
+            chunks = [_concatenate(chunks)]
+            checkpoints.save(done, state, chunks[0], meta)
+        if bar is not None:
+            bar.update(metrics["env_steps"].shape[0] * length * config.batch_size)
+            latest = np.nanmean(metrics["episodic_return"][:, -1]) if np.isfinite(
+                metrics["episodic_return"][:, -1]).any() else float("nan")
+            bar.set_postfix_str(f"return {latest:.1f}")
+    return state, chunks
+
+
+def _concatenate(chunks: list[dict]) -> dict:
+    return {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in METRICS}
+
+
+def _checkpointer(out, options, resume: bool) -> Checkpointer | None:
+    """The run's checkpointer (None when off); refuses to start a new run over checkpoints."""
+    if options is False or (options is None and out is None):
+        if resume:
+            raise ValueError("resume: needs out (the run directory) and checkpoints")
+        return None
+    if out is None:
+        raise ValueError("checkpoint: needs out (checkpoints go to out/checkpoints)")
+    options = CheckpointOptions() if options is None or options is True else options
+    checkpoints = Checkpointer(Path(out) / CHECKPOINT_DIR, options)
+    if not resume and checkpoints.steps():
+        raise ValueError(f"out: {out} already holds checkpoints of a run; continue it with "
+                         f"`pgjax resume {out}` or choose another directory")
+    return checkpoints
+
+
+def resume(out, *, progress: bool = True, devices=None,
+           checkpoint: CheckpointOptions | None = None) -> RunResult:
+    """Continue the run in ``out`` from its newest good checkpoint and write its run files.
+
+    The config, seeds, seed, chunking and checkpoint options (unless ``checkpoint`` is given)
+    are read from the checkpoint; on the same devices the result is bit-identical to the
+    uninterrupted run's (parameters and every metric).
+    """
+    found = Checkpointer(Path(out) / CHECKPOINT_DIR).latest_meta()
+    if found is None:
+        raise ValueError(f"resume: {out} has no readable checkpoint in {CHECKPOINT_DIR}/ "
+                         "(a directory written by `pgjax train`)")
+    meta = found[1]
+    identity = meta["identity"]
+    config = config_from_dict(identity["config"])
+    if checkpoint is None and meta.get("checkpoint"):
+        checkpoint = CheckpointOptions(**meta["checkpoint"])
+    return train(config, identity["seeds"], out, seed=identity["seed"],
+                 num_chunks=meta["num_chunks"], progress=progress, devices=devices,
+                 checkpoint=checkpoint, resume=True)
 
 
 def write_run(result: RunResult, out: Path) -> None:

@@ -28,8 +28,27 @@ from pgjax.updates import Batch, mirror_update
 METRICS = (
     "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
-    "grad_norm", "kl_new_old",
+    "grad_norm", "kl_new_old", "nonfinite",
 )
+
+#: What the numerical-fault check of every update looks at, in this order: the metric
+#: ``nonfinite`` is 0 when all are finite, else 1 + the index here of the first that is not.
+FAULT_CHECKS = ("reward", "observation", "policy_loss", "value_loss", "entropy", "grad_norm",
+                "params")
+
+
+def first_nonfinite(named: dict, names=FAULT_CHECKS) -> jax.Array:
+    """``0`` if every leaf of every value in ``named`` is finite, else ``1 +`` the index in
+    ``names`` of the first one holding a NaN or infinity (names absent from ``named`` are not
+    checked); an int32 scalar, cheap inside jit."""
+    code = jnp.int32(0)
+    for i, name in reversed(list(enumerate(names))):
+        if name not in named:
+            continue
+        tree = named[name]
+        finite = jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+        code = jnp.where(finite, code, jnp.int32(i + 1))
+    return code
 
 
 @struct.dataclass
@@ -58,6 +77,15 @@ def make_env(config: Config):
     if config.normalize_rewards:
         env = envs_lib.NormalizeReward(env, config.gamma)
     return env
+
+
+def make_network(config: Config, env):
+    """The actor-critic the config describes, for ``env``'s spaces."""
+    config = resolve_defaults(config)
+    return make_actor_critic(env.observation_space, env.action_space, config.actor_hidden,
+                             config.critic_hidden, torso=config.torso,
+                             conv_channels=config.conv_channels,
+                             squash=config.action_head == "tanh")
 
 
 def make_optimizer(config: Config):
@@ -95,8 +123,7 @@ def make_trainer(config: Config) -> Trainer:
     if algorithm.update != "mirror":
         raise NotImplementedError(f"algo: {config.algo!r} has no {algorithm.update!r} update")
     env = make_env(config)
-    network = make_actor_critic(env.observation_space, env.action_space,
-                                config.actor_hidden, config.critic_hidden)
+    network = make_network(config, env)
     optimizer = make_optimizer(config)
     drift = functools.partial(algorithm.drift, config)
 
@@ -126,8 +153,16 @@ def make_trainer(config: Config) -> Trainer:
             state.params, state.opt_state, batch, key_update, network=network,
             optimizer=optimizer, config=config, drift=drift,
             progress=state.update_step / config.num_updates, with_kl=algorithm.uses_kl)
+        # Numerical faults: the rollout's data, the update's losses and gradients, the new
+        # parameters (the runner stops on the first; skip_nonfinite keeps the old parameters).
+        nonfinite = first_nonfinite({"reward": traj.reward, "observation": traj.obs,
+                                     **update_metrics, "params": params})
+        if config.skip_nonfinite:
+            params, opt_state = jax.tree.map(lambda old, new: jnp.where(nonfinite > 0, old, new),
+                                             (state.params, state.opt_state), (params, opt_state))
         metrics = {
             "env_steps": (state.update_step + 1) * config.batch_size,
+            "nonfinite": nonfinite,
             "kl_new_old": jnp.float32(jnp.nan),  # computed only for drifts that read the KL
             **episode_metrics(traj),
             **update_metrics,

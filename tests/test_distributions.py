@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pgjax.distributions import Categorical, DiagGaussian
+from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian, log1m_tanh_sq
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +13,9 @@ def dists():
     cat_q = Categorical(jax.random.normal(k2, (5, 4)))
     gauss_p = DiagGaussian(jax.random.normal(k3, (5, 3)), jnp.array([-0.5, 0.0, 0.3]))
     gauss_q = DiagGaussian(jnp.zeros((5, 3)), jnp.array([0.2, -0.1, 0.0]))
-    return (cat_p, cat_q), (gauss_p, gauss_q)
+    tanh_p = TanhGaussian(2.0 * gauss_p.mean, jnp.array([-0.5, 0.0, 0.7]))
+    tanh_q = TanhGaussian(gauss_q.mean + 0.5, gauss_q.log_std)
+    return (cat_p, cat_q), (gauss_p, gauss_q), (tanh_p, tanh_q)
 
 
 def _mc(dist, fn, n=200_000):
@@ -21,19 +23,19 @@ def _mc(dist, fn, n=200_000):
     return jnp.mean(jax.vmap(fn)(samples), axis=0)
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, 2])
 def test_kl_self_is_zero(dists, which):
     p, _ = dists[which]
     np.testing.assert_allclose(p.kl(p), 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, 2])
 def test_entropy_is_minus_expected_log_prob(dists, which):
     p, _ = dists[which]
     np.testing.assert_allclose(_mc(p, lambda a: -p.log_prob(a)), p.entropy(), rtol=0.02)
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, 2])
 def test_kl_matches_monte_carlo(dists, which):
     p, q = dists[which]
     mc = _mc(p, lambda a: p.log_prob(a) - q.log_prob(a))
@@ -53,3 +55,47 @@ def test_categorical_log_prob_normalised():
     p = Categorical(jnp.array([1.0, 2.0, 3.0]))
     total = sum(jnp.exp(p.log_prob(jnp.array(a))) for a in range(3))
     np.testing.assert_allclose(total, 1.0, rtol=1e-6)
+
+
+def test_log1m_tanh_sq_is_stable():
+    u = jnp.array([-30.0, -9.0, -1.0, 0.0, 0.5, 9.0, 30.0])
+    stable = np.asarray(log1m_tanh_sq(u))
+    assert np.all(np.isfinite(stable))
+    exact = np.log1p(-np.tanh(np.asarray(u, np.float64)[1:-1]) ** 2)
+    np.testing.assert_allclose(stable[1:-1], exact, rtol=1e-5, atol=1e-6)
+    # Far out, log(1 − tanh² u) = log 4 − 2|u| + O(e^{−2|u|}).
+    np.testing.assert_allclose(stable[[0, -1]], np.log(4.0) - 60.0, rtol=1e-6)
+
+
+def test_tanh_gaussian_log_prob_finite_at_the_bounds():
+    d = TanhGaussian(jnp.array([0.3, -0.2]), jnp.array([0.0, -1.0]))
+    near = jnp.array([[1.0 - 1e-6, -(1.0 - 1e-6)], [-(1.0 - 1e-6), 1.0 - 1e-6]])
+    assert np.all(np.isfinite(d.log_prob_squashed(near)))
+    # Stored pre-tanh actions can lie further out than float32 can squash (tanh(u) == ±1).
+    far = jnp.array([[20.0, -20.0], [-12.0, 15.0]])
+    assert np.all(np.asarray(jnp.abs(jnp.tanh(far))) == 1.0)
+    log_p = d.log_prob(far)
+    grads = jax.grad(lambda m: d.replace(mean=m).log_prob(far).sum())(d.mean)
+    assert np.all(np.isfinite(log_p)) and np.all(np.isfinite(grads))
+
+
+def test_tanh_gaussian_density_by_change_of_variables():
+    d = TanhGaussian(jnp.array([0.7]), jnp.array([0.2]))
+    # A proper density on (−1, 1): integrates to 1 (midpoint rule in u-space, a = tanh u).
+    u = jnp.linspace(-12.0, 12.0, 200_001)
+    a = jnp.tanh(u)
+    density = jnp.exp(d.log_prob(u[:, None]))
+    np.testing.assert_allclose(np.trapezoid(density, a), 1.0, rtol=1e-3)
+    # And it is the density of tanh of the Gaussian samples: histogram against π(a).
+    samples = jnp.tanh(jax.vmap(d.sample)(jax.random.split(jax.random.key(3), 400_000)))
+    counts, edges = np.histogram(np.asarray(samples[:, 0]), bins=40, range=(-0.99, 0.99))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    expected = np.exp(d.log_prob_squashed(jnp.asarray(centres)[:, None]))
+    empirical = counts / (len(samples) * (edges[1] - edges[0]))
+    np.testing.assert_allclose(empirical, expected, rtol=0.1, atol=0.02)
+    # The ratio of two squashed Gaussians at one pre-tanh action is the Gaussians' ratio.
+    q = TanhGaussian(jnp.array([0.1]), jnp.array([-0.3]))
+    x = jnp.array([[0.4], [3.0]])
+    np.testing.assert_allclose(d.log_prob(x) - q.log_prob(x),
+                               DiagGaussian(d.mean, d.log_std).log_prob(x)
+                               - DiagGaussian(q.mean, q.log_std).log_prob(x), rtol=1e-5)

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pgjax.networks import mlp_init, orthogonal
+from pgjax.envs import Box, Discrete
+from pgjax.networks import conv_apply, make_actor_critic, mlp_init, orthogonal
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1)])
@@ -35,3 +36,46 @@ def test_mlp_init_gains_and_zero_biases():
     np.testing.assert_allclose(np.linalg.norm(np.asarray(layers[2]["w"]), axis=0), 0.01,
                                rtol=1e-4)
     assert all(float(jnp.abs(layer["b"]).max()) == 0.0 for layer in layers)
+
+
+def _conv_reference(x, w, b):
+    """Direct VALID 3×3 cross-correlation + ReLU in numpy, ``x [N, H, W, C]``."""
+    n, h, wd, _ = x.shape
+    out = np.zeros((n, h - 2, wd - 2, w.shape[-1]))
+    for i in range(h - 2):
+        for j in range(wd - 2):
+            out[:, i, j] = np.einsum("nabc,abco->no", x[:, i:i + 3, j:j + 3], w)
+    return np.maximum(out + b, 0.0)
+
+
+def test_cnn_torso_is_a_valid_convolution_with_relu():
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    layer = {"w": jax.random.normal(k1, (3, 3, 4, 5)), "b": jax.random.normal(k2, (5,))}
+    x = jax.random.uniform(k3, (2, 3, 7, 6, 4))  # two leading batch axes
+    out = conv_apply([layer], x)
+    assert out.shape == (2, 3, 5 * 4 * 5)
+    expected = _conv_reference(np.asarray(x).reshape(6, 7, 6, 4), np.asarray(layer["w"]),
+                               np.asarray(layer["b"]))
+    np.testing.assert_allclose(np.asarray(out).reshape(6, 5, 4, 5), expected, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_torso_is_chosen_by_observation_shape():
+    image, flat = Box.make(0.0, 1.0, (10, 10, 4)), Box.make(-1.0, 1.0, (8,))
+    cnn = make_actor_critic(image, Discrete(3), (32,), (32,))
+    mlp = make_actor_critic(flat, Discrete(3), (32,), (32,))
+    assert cnn.conv_channels == (16,) and mlp.conv_channels == ()
+    assert make_actor_critic(image, Discrete(3), (32,), (32,), torso="mlp").conv_channels == ()
+    params = cnn.init(jax.random.key(0))
+    kernel = np.asarray(params.actor["conv"][0]["w"]).reshape(36, 16)
+    np.testing.assert_allclose(kernel.T @ kernel, 2.0 * np.eye(16), atol=1e-4)  # gain √2
+    assert params.actor["mlp"][0]["w"].shape == (8 * 8 * 16, 32)
+    obs = jax.random.uniform(jax.random.key(1), (5, 10, 10, 4))
+    assert cnn.policy(params.actor, obs).logits.shape == (5, 3)
+    assert cnn.value(params.critic, obs).shape == (5,)
+    # Actor and critic own separate torsos, drawn independently.
+    assert not np.allclose(params.actor["conv"][0]["w"], params.critic["conv"][0]["w"])
+    with pytest.raises(ValueError, match="torso"):
+        make_actor_critic(flat, Discrete(3), (32,), (32,), torso="cnn")
+    with pytest.raises(ValueError, match="action_head"):
+        make_actor_critic(flat, Discrete(3), (32,), (32,), squash=True)

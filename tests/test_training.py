@@ -100,7 +100,7 @@ def test_runner_shards_seeds_over_devices(config, tmp_path):
     assert len(sharded.summary["devices"]) == 2
     assert _max_diff(sharded.final_state.params, single.final_state.params) < 1e-5
     assert {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "summary.json", "curve.png",
-                                                "policy.msgpack"}
+                                                "policy.msgpack", "checkpoints"}
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("seed,update,env_steps,episodic_return")
     assert len(lines) == 1 + 2 * config.num_updates
@@ -123,6 +123,36 @@ def test_continuous_actions_are_stored_unclipped():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_tanh_head_stores_pre_tanh_actions_and_squashes_into_the_bounds():
+    config = pgjax.make_config("ppo", "Pendulum-v1", action_head="tanh", **TINY)
+    trainer = pgjax.make_trainer(config)
+    state = trainer.init(jax.random.key(0))
+    actor = {**state.params.actor, "log_std": jnp.full((1,), 2.0)}
+    from pgjax.rollout import env_action
+    from pgjax.trainer import make_env, make_network
+
+    env = make_env(config)
+    net = make_network(config, env)
+    assert net.squash
+    _, _, traj = rollout(env, net, actor, state.env_state, state.obs, jax.random.key(1), 16)
+    assert float(jnp.abs(traj.action).max()) > 3.0  # pre-tanh u, not a torque
+    torque = env_action(env.action_space, traj.action, squash=True)
+    assert float(jnp.abs(torque).max()) <= 2.0
+    np.testing.assert_allclose(torque, 2.0 * jnp.tanh(traj.action), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traj.log_prob, net.policy(actor, traj.obs).log_prob(traj.action),
+                               rtol=1e-5, atol=1e-5)
+    _, metrics = jax.jit(trainer.update)(state)
+    assert np.isfinite(float(metrics["entropy"])) and np.isfinite(float(metrics["policy_loss"]))
+
+
+def test_minatar_trains_with_the_cnn_torso():
+    config = pgjax.make_config("ppo", "Breakout-MinAtar", **TINY)
+    assert config.torso == "cnn"  # decided for image observations, recorded in the config
+    state, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(0))
+    assert state.params.actor["conv"][0]["w"].shape == (3, 3, 4, 16)
+    assert all(np.isfinite(np.asarray(metrics[k])).all() for k in ("policy_loss", "value_loss"))
+
+
 @pytest.mark.parametrize("overrides, field", [
     ({"learning_rate": -1.0}, "learning_rate"),
     ({"gamma": 1.5}, "gamma"),
@@ -130,6 +160,8 @@ def test_continuous_actions_are_stored_unclipped():
     ({"num_envs": 0}, "num_envs"),
     ({"actor_hidden": "64,-3"}, "actor_hidden"),
     ({"lr": 1e-3}, "lr"),
+    ({"torso": "resnet"}, "torso"),
+    ({"action_head": "beta"}, "action_head"),
 ])
 def test_bad_config_is_one_line_error_naming_field(overrides, field):
     with pytest.raises(ValueError) as error:
@@ -161,3 +193,12 @@ def test_cli_train_writes_run_files(tmp_path, capsys):
     assert len(summary["final_return"]) == 1
     assert {"steps_per_second", "compile_seconds", "config", "versions"} <= set(summary)
     assert "final return" in capsys.readouterr().out
+
+
+def test_cli_set_passes_env_options_to_the_env():
+    from pgjax.cli import _parse_sets
+
+    assert _parse_sets(["env.backend=spring", "env.episode_length=500", "num_envs=8"]) == {
+        "num_envs": "8", "env_kwargs": {"backend": "spring", "episode_length": 500}}
+    config = pgjax.make_config("ppo", "CartPole-v1", **_parse_sets(["env.max_steps_in_episode=50"]))
+    assert dict(config.env_kwargs) == {"max_steps_in_episode": 50}

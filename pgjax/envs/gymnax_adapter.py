@@ -10,6 +10,8 @@ final observation.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
 from pgjax.envs.core import Box, Discrete
@@ -59,8 +61,24 @@ def make_gymnax(env_id: str, **kwargs) -> GymnaxEnv:
 
     env, params = gymnax.make(env_id)
     if kwargs:
+        _check_params(env_id, params, kwargs)
         params = params.replace(**kwargs)
     return GymnaxEnv(env, params, f"gymnax/{env_id}")
+
+
+def _check_params(env_id: str, params, kwargs: dict) -> None:
+    """One-line errors for env params that ``env_id`` does not have or that are not numbers."""
+    import difflib
+    import numbers
+
+    names = [f.name for f in dataclasses.fields(params)]
+    for name, value in kwargs.items():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"it has {', '.join(names)}"
+            raise ValueError(f"env_kwargs: gymnax/{env_id} has no parameter {name!r}; {hint}")
+        if not isinstance(value, numbers.Number) and not hasattr(value, "dtype"):
+            raise ValueError(f"env_kwargs: {name}={value!r} is not a number")
 
 
 def gymnax_ids() -> list[str]:

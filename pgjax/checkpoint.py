@@ -1,0 +1,301 @@
+"""Full-state checkpoints with orbax: the vmapped training state, the metrics so far and the
+host-side facts of the run (config, seeds, program shape), written atomically, last ``keep`` kept.
+
+A checkpoint is one orbax step directory ``DIR/<updates done>/`` with three items:
+
+* ``state``: the state pytree as host numpy arrays (typed PRNG keys stored as their key data,
+  :func:`jax.random.key_data`, and rewrapped on restore), any pytree — a runner's vmapped
+  ``TrainState``, a sweep group's, an ES state;
+* ``history``: ``name → array [..., updates done]``, the metrics so far;
+* ``meta``: a JSON dict — what must match to resume (``identity``: config, seeds, program shape),
+  plus a SHA-256 of the state's bytes, so a damaged checkpoint that still reads is caught.
+
+orbax writes each step into a temporary directory and renames it when complete, so a process
+killed mid-save leaves the previous checkpoints intact. :meth:`Checkpointer.restore_latest` tries
+the newest step first; one that fails to read (truncated, corrupted, checksum mismatch) gives a
+warning, is moved to ``DIR/damaged/`` and the previous one is tried.
+
+The generic pieces are used by the runner (:func:`pgjax.runner.train`, :func:`pgjax.resume`) and
+are meant for any loop over jitted chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["CheckpointOptions", "Checkpointer", "CheckpointMismatch", "Snapshot",
+           "first_difference", "shape_signature", "state_checksum"]
+
+_ITEMS = ("state", "history", "meta")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions:
+    """When and how the runner checkpoints (between chunks of updates, so a checkpoint can
+    only fall on a chunk boundary; more ``num_chunks`` give finer ones).
+
+    A checkpoint is written after the first chunk that ends ``every_seconds`` after the last
+    one (or after the start), after the first chunk that ends ``every_updates`` updates after
+    it, and after the last chunk. ``None`` turns a criterion off.
+    """
+
+    every_seconds: float | None = 60.0  #: wall-clock interval
+    every_updates: int | None = None  #: interval in updates
+    keep: int = 3  #: the newest ``keep`` checkpoints are kept, older ones deleted
+    #: write in a background thread (the training continues while files are written)
+    async_save: bool = True
+
+    def __post_init__(self):
+        if self.every_seconds is not None and not self.every_seconds >= 0:
+            raise ValueError(f"checkpoint every_seconds: {self.every_seconds} must be ≥ 0")
+        if self.every_updates is not None and not (
+                isinstance(self.every_updates, int) and self.every_updates >= 1):
+            raise ValueError(f"checkpoint every_updates: {self.every_updates!r} must be a "
+                             "positive integer")
+        if not (isinstance(self.keep, int) and self.keep >= 1):
+            raise ValueError(f"checkpoint keep: {self.keep!r} must be a positive integer")
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint belongs to a different run (config or program shape)."""
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """A restored checkpoint."""
+
+    step: int  #: updates done
+    state: Any  #: host numpy arrays, typed PRNG keys rewrapped
+    history: dict  #: metrics so far
+    meta: dict
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_data(tree):
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def to_host(tree):
+    """``tree`` as host numpy arrays, typed PRNG keys replaced by their key data."""
+    return jax.tree.map(np.asarray, jax.device_get(_key_data(tree)))
+
+
+def from_host(tree, like):
+    """Inverse of :func:`to_host`: the leaves of ``like`` that are typed keys are rewrapped
+    with ``like``'s key implementation."""
+    return jax.tree.map(
+        lambda x, t: jax.random.wrap_key_data(x, impl=_key_impl(t)) if _is_key(t) else x,
+        tree, like)
+
+
+def _key_impl(like):
+    if isinstance(like, jax.Array):
+        return jax.random.key_impl(like)
+    return like.dtype._impl  # a jax.ShapeDtypeStruct of a key dtype
+
+
+def _abstract(like):
+    """Shape/dtype targets for restoring ``to_host(like)``."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                        jax.eval_shape(_key_data, like))
+
+
+def state_checksum(host_tree) -> str:
+    """SHA-256 over the bytes, shapes and dtypes of a host pytree's leaves, in tree order."""
+    digest = hashlib.sha256()
+    for x in jax.tree.leaves(host_tree):
+        x = np.ascontiguousarray(x)
+        digest.update(f"{x.shape}{x.dtype}".encode())
+        digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def shape_signature(tree) -> dict:
+    """``path → "shape dtype"`` of every leaf (typed keys as ``key<impl>``): the program shape
+    a checkpoint must match."""
+    out = {}
+    for path, x in jax.tree_util.tree_leaves_with_path(jax.eval_shape(lambda t: t, tree)):
+        out[jax.tree_util.keystr(path)] = f"{tuple(x.shape)} {x.dtype}"
+    return out
+
+
+def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first key (dotted, depth first) whose value differs, described in words, or None."""
+    for key in list(saved) + [k for k in current if k not in saved]:
+        name = f"{prefix}{key}"
+        if key not in current:
+            return f"{name} is {saved[key]!r} there and absent here"
+        if key not in saved:
+            return f"{name} is absent there and {current[key]!r} here"
+        a, b = saved[key], current[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = first_difference(a, b, f"{name}.")
+            if found:
+                return found
+        elif _jsonable(a) != _jsonable(b):
+            return f"{name} is {_short(a)} there and {_short(b)} here"
+    return None
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def _short(x, limit: int = 60) -> str:
+    text = repr(x)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class Checkpointer:
+    """Save and restore full-state checkpoints in ``directory`` (an orbax CheckpointManager)."""
+
+    def __init__(self, directory, options: CheckpointOptions | None = None):
+        import orbax.checkpoint as ocp
+
+        self.directory = Path(directory).absolute()
+        self.options = options or CheckpointOptions()
+        self._ocp = ocp
+        self._manager = None
+        self._last_step = None
+        self._last_time = time.monotonic()
+        self.saved = 0  #: checkpoints written by this checkpointer
+
+    def manager(self):
+        if self._manager is None:
+            ocp = self._ocp
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=self.options.keep,
+                    enable_async_checkpointing=self.options.async_save,
+                    create=True),
+                item_names=_ITEMS)
+        return self._manager
+
+    def steps(self) -> list[int]:
+        """The steps of the complete checkpoints on disk, oldest first."""
+        if not self.directory.exists():
+            return []
+        return sorted(self.manager().all_steps())
+
+    def start(self, step: int = 0) -> None:
+        """Start the interval clocks (after compiling, at ``step`` updates done)."""
+        self._last_step, self._last_time = step, time.monotonic()
+
+    def due(self, step: int, final: bool = False) -> bool:
+        """Whether a checkpoint is due after ``step`` updates (always when ``final``)."""
+        o = self.options
+        last = self._last_step or 0
+        return (final
+                or (o.every_updates is not None and step - last >= o.every_updates)
+                or (o.every_seconds is not None
+                    and time.monotonic() - self._last_time >= o.every_seconds))
+
+    def save(self, step: int, state, history: dict, meta: dict) -> None:
+        """Write a checkpoint at ``step`` (asynchronously if the options say so)."""
+        host = to_host(state)
+        meta = {**meta, "step": int(step), "checksum": state_checksum(host)}
+        ocp = self._ocp
+        self.manager().save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(host),
+            history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
+            meta=ocp.args.JsonSave(meta)))
+        self._last_step, self._last_time = step, time.monotonic()
+        self.saved += 1
+
+    def wait(self) -> None:
+        """Block until a background save has finished."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    def read_meta(self, step: int) -> dict:
+        ocp = self._ocp
+        return self.manager().restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, step: int, like) -> Snapshot:
+        """Read the checkpoint at ``step``; ``like`` is a state of the same structure (arrays
+        or ``jax.ShapeDtypeStruct``) that tells shapes, dtypes and which leaves are keys."""
+        ocp = self._ocp
+        restored = self.manager().restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(like)),
+            history=ocp.args.StandardRestore(),
+            meta=ocp.args.JsonRestore()))
+        host = jax.tree.map(np.asarray, restored["state"])
+        meta = restored["meta"]
+        if meta.get("checksum") != state_checksum(host):
+            raise ValueError("the state's checksum does not match the one saved with it")
+        history = {k: np.asarray(v) for k, v in restored["history"].items()}
+        return Snapshot(int(meta["step"]), from_host(host, like), history, meta)
+
+    def latest_meta(self) -> tuple[int, dict] | None:
+        """``(step, meta)`` of the newest checkpoint whose metadata reads (without moving
+        anything), or None."""
+        for step in reversed(self.steps()):
+            try:
+                return step, self.read_meta(step)
+            except Exception:  # noqa: BLE001 - any unreadable checkpoint: try the previous
+                continue
+        return None
+
+    def restore_latest(self, like, identity: dict | None = None) -> Snapshot | None:
+        """The newest checkpoint that reads, or None when there is none.
+
+        A checkpoint that fails to read gives a warning and is moved to ``damaged/`` next to
+        the checkpoints, then the previous one is tried. With ``identity``, the checkpoint's
+        ``meta["identity"]`` must equal it, else :class:`CheckpointMismatch` names the first
+        field that differs (and nothing is moved or written).
+        """
+        steps = self.steps()
+        if identity is not None and steps:
+            found = self.latest_meta()
+            if found is not None:
+                self.check_identity(found[1], identity)
+        for step in reversed(steps):
+            try:
+                return self.restore(step, like)
+            except Exception as error:  # noqa: BLE001 - any damage: fall back
+                detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+                moved = self._set_aside(step)
+                warnings.warn(f"checkpoint {step} in {self.directory} is damaged "
+                              f"({type(error).__name__}: {detail}); moved to {moved}, "
+                              "falling back to the previous one", stacklevel=2)
+        return None
+
+    def check_identity(self, meta: dict, identity: dict) -> None:
+        """Raise :class:`CheckpointMismatch` naming the first field where the checkpoint's
+        ``identity`` differs from ``identity``."""
+        difference = first_difference(_jsonable(meta.get("identity", {})), _jsonable(identity))
+        if difference:
+            raise CheckpointMismatch(
+                f"resume: the checkpoints in {self.directory} are of a different run: "
+                f"{difference}; nothing was changed")
+
+    def _set_aside(self, step: int) -> Path:
+        """Move a damaged step out of orbax's way (so a new save at that step can happen)."""
+        self.close()
+        target = self.directory.parent / "damaged" / f"{self.directory.name}-{step}"
+        while target.exists():
+            target = target.with_name(target.name + "+")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.directory / str(step)), str(target))
+        return target
