@@ -3,9 +3,12 @@ updates, vmapped over seeds and sharded across local devices, with live progress
 
 Files written to ``out`` (the user-facing contract):
 
-* ``metrics.csv`` — one row per seed per update: ``seed, update, env_steps`` and every metric
-  in :data:`pgjax.METRICS` (``episodic_return`` is NaN for updates in which no episode ended);
+* ``metrics.csv`` — one row per seed per update: ``seed, update`` and every metric in
+  :data:`pgjax.METRICS` then the algorithm's own (:func:`pgjax.trainer.metric_names`;
+  ``episodic_return`` is NaN for updates in which no episode ended);
 * ``summary.json`` — ``final_return`` (one value per seed), ``steps_per_second``,
+  ``kl_bound_held`` (TRPO, FixPO: per seed, the share of updates that ended inside the trust
+  region; a warning is printed when one did not),
   ``compile_seconds``, timings, devices, the full config and package versions;
 * ``curve.png`` — episodic return against env steps, per seed and mean;
 * ``policy.msgpack`` — each seed's trained policy (actor parameters and observation
@@ -151,7 +154,8 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     if bar is not None:
         bar.close()
 
-    metrics = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in METRICS}
+    metrics = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1)
+               for k in trainer.metrics}
     summary = {
         "algo": config.algo,
         "env": config.env_id,
@@ -170,6 +174,14 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         "config": config.to_dict(),
         "versions": versions(),
     }
+    if "kl_bound_held" in metrics:
+        held = metrics["kl_bound_held"].mean(-1)
+        summary["kl_bound_held"] = held.tolist()
+        if (held < 1).any():
+            warnings.warn(f"{config.algo}: the trust region was exceeded after "
+                          f"{int((metrics['kl_bound_held'] < 1).sum())} of "
+                          f"{metrics['kl_bound_held'].size} updates (metric kl_bound_held)",
+                          stacklevel=2)
     result = RunResult(config, state, metrics, summary)
     if out is not None:
         write_run(result, Path(out))
@@ -181,12 +193,14 @@ def write_run(result: RunResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     metrics = result.metrics
     seeds, updates = metrics["env_steps"].shape
+    names = [k for k in metrics if k not in METRICS]  # the algorithm's own, after METRICS
+    names = [*METRICS, *names]
     with open(out / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["seed", "update", *METRICS])
+        writer.writerow(["seed", "update", *names])
         for s in range(seeds):
             for u in range(updates):
-                writer.writerow([s, u + 1, *(_fmt(metrics[k][s, u]) for k in METRICS)])
+                writer.writerow([s, u + 1, *(_fmt(metrics[k][s, u]) for k in names)])
     with open(out / "summary.json", "w") as f:
         json.dump(result.summary, f, indent=2, default=str)
     save_policies(out / POLICY_FILE, result.config, result.final_state)
