@@ -14,6 +14,7 @@ Final return: pgjax — mean return of the training episodes that ended in the l
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
+    python benchmarks/speed.py --only-algorithms
 """
 
 from __future__ import annotations
@@ -129,10 +130,13 @@ def update_seconds(algo: str, overrides: dict, repeats: int = 30) -> float:
 
 def algorithms_per_update() -> None:
     """Each algorithm's time per update against PPO's, all on the same batch (16 × 128,
-    8 epochs × 8 minibatches); MDPO also at its own default (10 full-batch steps)."""
+    8 epochs × 8 minibatches); MDPO, TRPO and FixPO also at their own defaults (MDPO: 10
+    full-batch steps; TRPO: one natural-gradient step and 5 × 8 value-function Adam steps;
+    FixPO: 10 epochs × 8 minibatches plus its fix-up steps)."""
     same = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8)
-    cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo")]
-    cases.append(("mdpo", dict(num_envs=16, num_steps=128)))
+    own = dict(num_envs=16, num_steps=128)
+    cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "trpo", "fixpo")]
+    cases += [(a, own) for a in ("mdpo", "trpo", "fixpo")]
     rows = [(algo, kw, update_seconds(algo, kw)) for algo, kw in cases]
     ppo = rows[0][2]
     print("\ntime per update on CartPole (median of 30), against PPO on the same batch")
@@ -165,10 +169,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algorithms", action="store_true",
                         help="also time one update of every algorithm against PPO's")
+    parser.add_argument("--only-algorithms", action="store_true",
+                        help="time one update of every algorithm against PPO's, nothing else")
     parser.add_argument("--families", action="store_true",
                         help="also measure a Brax env and a MinAtar game (needs the brax extra)")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
+    if args.only_algorithms:
+        algorithms_per_update()
+        return
     ceiling = env_only_steps_per_second()
     print(f"env-only random rollout, 16 envs: {ceiling:,.0f} steps/s (the ceiling)")
     single = {"pgjax": [], "rejax": []}
