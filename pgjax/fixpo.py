@@ -166,4 +166,4 @@ def make_rule(config, network) -> UpdateRule:
             + fixup_steps, "kl_bound_held": (max_kl <= config.eps_kl).astype(jnp.float32),
         }
 
-    return UpdateRule(init, update, METRICS)
+    return UpdateRule(init, update)

@@ -33,7 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from pgjax.config import Config
 from pgjax.policy import POLICY_FILE, save_policies
-from pgjax.trainer import METRICS, make_trainer
+from pgjax.trainer import make_trainer
 
 #: Share of the last updates whose finished episodes make up ``final_return``.
 FINAL_WINDOW = 0.05
@@ -193,8 +193,7 @@ def write_run(result: RunResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     metrics = result.metrics
     seeds, updates = metrics["env_steps"].shape
-    names = [k for k in metrics if k not in METRICS]  # the algorithm's own, after METRICS
-    names = [*METRICS, *names]
+    names = list(metrics)  # METRICS, then the algorithm's own
     with open(out / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["seed", "update", *names])

@@ -26,8 +26,8 @@ from pgjax.rollout import rollout
 from pgjax.updates import Batch, UpdateRule, mirror_update
 
 #: Per-update metrics every algorithm reports, each a scalar per update (``[num_updates]``
-#: after ``train``); NaN where one does not apply (``drift`` for TRPO, ...). TRPO and FixPO add
-#: their own (:data:`pgjax.trpo.METRICS`, :data:`pgjax.fixpo.METRICS`): see :func:`metric_names`.
+#: after ``train``); NaN where one does not apply (``kl_new_old`` but for MDPO). TRPO and FixPO
+#: add their own (:data:`pgjax.trpo.METRICS`, :data:`pgjax.fixpo.METRICS`): :func:`metric_names`.
 METRICS = (
     "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
@@ -124,7 +124,7 @@ def metric_names(config: Config) -> tuple[str, ...]:
       ('beta', 'fixup_steps', 'max_kl', 'gradient_steps', 'kl_bound_held')
     """
     return METRICS + {"trpo": trpo.METRICS, "fixpo": fixpo.METRICS}.get(
-        ALGORITHMS[config.algo].update, ())
+        ALGORITHMS[config.algo].update, ())  # what trpo.make_rule / fixpo.make_rule report
 
 
 def make_trainer(config: Config) -> Trainer:
@@ -177,9 +177,8 @@ def make_train(config: Config):
     """A pure ``train(key) -> (final_state, metrics)`` for ``config``.
 
     ``metrics`` maps each name in :func:`metric_names` (:data:`METRICS` and the algorithm's
-    own) to an array ``[num_updates]``. ``train`` can be
-    jitted, and vmapped over keys (seeds) and over stacked configs (see
-    :func:`pgjax.stack_configs`).
+    own) to an array ``[num_updates]``. ``train`` can be jitted, and vmapped over keys (seeds)
+    and over stacked configs (see :func:`pgjax.stack_configs`).
 
     Example:
       >>> import jax, pgjax

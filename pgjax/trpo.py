@@ -12,7 +12,9 @@ arXiv 1502.05477), as in the OpenAI baselines reference (``trpo_mpi.py``)::
    step whose losses are finite, whose mean KL ≤ ``accept_kl_ratio·δ`` and whose surrogate
    improves; if none does, the parameters stay exactly ``θ_old``.
 
-The value function trains separately with Adam (``num_epochs × num_minibatches`` steps).
+The value function trains separately with Adam (``num_epochs × num_minibatches`` steps). With
+``anneal_lr``, δ decays linearly over the updates as the value function's learning rate does
+(``δ_k = δ·(1 − k/K)``, the bound of update k), like the first-order algorithms' step sizes.
 Unlike the known JAX port (PolicyGradientsJax), a failed line search is never accepted and
 there is one TRPO step per rollout, not one per minibatch.
 """
@@ -69,7 +71,7 @@ def conjugate_gradient(matvec: Callable, b, iters: int, tol: float = 1e-10):
         return x, r, p, jnp.where(active, rr_new, rr)
 
     rr = jnp.vdot(b, b)
-    x, r, _, rr = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(b), b, b, rr))
+    x, _, _, rr = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(b), b, b, rr))
     b_norm = jnp.sqrt(jnp.vdot(b, b))
     return x, jnp.where(b_norm > 0, jnp.sqrt(rr) / jnp.where(b_norm > 0, b_norm, 1.0), 0.0)
 
@@ -142,8 +144,10 @@ def backtracking_line_search(objective_and_kl: Callable, old_params, full_step, 
     return jnp.where(accepted, candidate, old_params), accepted, trials
 
 
-def policy_step(actor_params, batch: Batch, *, network, config):
-    """One TRPO policy update on the whole batch; returns ``(actor_params, metrics)``."""
+def policy_step(actor_params, batch: Batch, *, network, config, max_kl=None):
+    """One TRPO policy update on the whole batch within KL radius ``max_kl`` (default
+    ``config.max_kl``); returns ``(actor_params, metrics)``."""
+    max_kl = config.max_kl if max_kl is None else max_kl
     flat_old, unravel = ravel_pytree(actor_params)
     old_policy = jax.lax.stop_gradient(network.policy(actor_params, batch.obs))
     advantage = batch.advantage
@@ -169,10 +173,14 @@ def policy_step(actor_params, batch: Batch, *, network, config):
 
     (old_objective, _), g = jax.value_and_grad(surrogate, has_aux=True)(flat_old)
     fvp = fisher_vector_product(mean_kl, flat_old, config.cg_damping)
-    full_step, cg_residual = natural_step(g, fvp, config.max_kl, config.cg_iters)
-    kl_bound = config.accept_kl_ratio * config.max_kl
+    full_step, cg_residual = natural_step(g, fvp, max_kl, config.cg_iters)
+    kl_bound = config.accept_kl_ratio * max_kl
+    def objective_and_kl(flat):
+        objective, (kl, _, _) = surrogate(flat)
+        return objective, kl
+
     flat_new, accepted, trials = backtracking_line_search(
-        lambda flat: (lambda o, aux: (o, aux[0]))(*surrogate(flat)), flat_old, full_step,
+        objective_and_kl, flat_old, full_step,
         old_objective, kl_bound=kl_bound, backtrack_coef=config.backtrack_coef,
         max_backtracks=config.max_backtracks)
     # Metrics from one more pass at the parameters kept: the KL here is the real post-update KL.
@@ -218,12 +226,14 @@ def make_rule(config, network, optimizer) -> UpdateRule:
         return optimizer.init(ravel_pytree(params.critic)[0])
 
     def update(params, opt_state, batch, key, progress):
-        del progress
-        actor, metrics = policy_step(params.actor, batch, network=network, config=config)
+        # With anneal_lr, the policy's step size δ decays like the value function's rate.
+        max_kl = config.max_kl * ((1.0 - progress) if config.anneal_lr else 1.0)
+        actor, metrics = policy_step(params.actor, batch, network=network, config=config,
+                                     max_kl=max_kl)
         critic, opt_state, value_loss = value_update(
             params.critic, opt_state, batch, key, network=network, optimizer=optimizer,
             config=config)
         return params.replace(actor=actor, critic=critic), opt_state, {
             **metrics, "value_loss": value_loss}
 
-    return UpdateRule(init, update, METRICS)
+    return UpdateRule(init, update)

@@ -41,11 +41,10 @@ class Batch:
 class UpdateRule(NamedTuple):
     """How an algorithm turns one rollout batch into new parameters: ``init(params) ->
     opt_state``; ``update(params, opt_state, batch, key, progress) -> (params, opt_state,
-    metrics)``; ``metrics``, the names it reports beyond :data:`pgjax.trainer.METRICS`."""
+    metrics)``, ``progress`` being ``k/K`` for update k."""
 
     init: Callable
     update: Callable
-    metrics: tuple = ()
 
 
 @struct.dataclass

@@ -27,7 +27,7 @@ def runs():
     keys = jax.random.split(jax.random.key(2), 2)
     _, metrics = jax.jit(jax.vmap(lambda c, k: pgjax.make_train(c)(k)))(
         pgjax.stack_configs(configs), keys)
-    return [(c, jax.tree.map(lambda x: x[i], metrics)) for i, c in enumerate(configs)]
+    return [(c, {k: v[i] for k, v in metrics.items()}) for i, c in enumerate(configs)]
 
 
 @pytest.fixture(scope="module")
