@@ -159,3 +159,17 @@ def test_trpo_fields_are_validated():
         pgjax.make_config("trpo", "CartPole-v1", backtrack_coef=1.0)
     with pytest.raises(ValueError, match="cg_iters: 0 must be a positive integer"):
         pgjax.make_config("trpo", "CartPole-v1", cg_iters=0)
+
+
+def test_runner_writes_the_trpo_columns_and_the_bound_share(tmp_path):
+    import csv
+    import json
+
+    config = pgjax.make_config("trpo", "CartPole-v1", **{**TINY, "total_timesteps": 4 * 64 * 2})
+    pgjax.train(config, seeds=2, out=tmp_path, num_chunks=1, progress=False)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[2:] == list(pgjax.METRICS + trpo.METRICS)
+    assert len(rows) == 4 and all(float(r["kl"]) <= 0.015 for r in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["kl_bound_held"] == [1.0, 1.0]
