@@ -47,7 +47,7 @@ class Config:
     total_timesteps: int = _static(500_000)  #: env steps; trains total // (envs·steps) updates
     actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes (tanh)
     critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes (tanh)
-    anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
+    anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates (TRPO: and δ)
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
     #: running observation normalisation (None: on for continuous actions, set by make_config)
