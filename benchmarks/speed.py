@@ -137,11 +137,14 @@ def algorithms_per_update() -> None:
     own = dict(num_envs=16, num_steps=128)
     cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "trpo", "fixpo")]
     cases += [(a, own) for a in ("mdpo", "trpo", "fixpo")]
+    full_fisher = dict(own, fisher_subsample=1)
+    cases.append(("trpo", full_fisher))
     rows = [(algo, kw, update_seconds(algo, kw)) for algo, kw in cases]
     ppo = rows[0][2]
     print("\ntime per update on CartPole (median of 30), against PPO on the same batch")
     for algo, kw, seconds in rows:
-        shape = "8 epochs × 8 minibatches" if kw is same else "its default steps"
+        shape = ("8 epochs × 8 minibatches" if kw is same else "its default steps" if kw is own
+                 else "Fisher on the full batch")
         print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
 
 

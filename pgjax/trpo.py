@@ -76,22 +76,35 @@ def conjugate_gradient(matvec: Callable, b, iters: int, tol: float = 1e-10):
     return x, jnp.where(b_norm > 0, jnp.sqrt(rr) / jnp.where(b_norm > 0, b_norm, 1.0), 0.0)
 
 
-def fisher_vector_product(mean_kl: Callable, flat_params, damping):
-    """``v ↦ F v + damping·v`` with ``F = ∇²_θ KL̄(θ)`` at ``flat_params``, where
-    ``mean_kl(θ) = E_s KL(π_old(·|s) ‖ π_θ(·|s))`` holds π_old fixed. At ``θ = θ_old`` the
-    Hessian of the KL is the Fisher information matrix (Schulman et al. 2015, App. C).
-    Forward-over-reverse (``jax.linearize`` of ``jax.grad``), linearised once and reused by
-    every CG iteration.
+def fisher_vector_product(kl_of_policy: Callable, policy_of: Callable, flat_params, damping):
+    """``v ↦ F v + damping·v`` with ``F = ∇²_θ KL̄`` at ``θ_old = flat_params``, where
+    ``KL̄(θ) = kl_of_policy(policy_of(θ))`` is the mean KL(π_old ‖ π_θ) with π_old fixed.
+
+    At θ_old the KL's gradient in the distribution parameters y = ``policy_of(θ)`` is zero, so
+    its Hessian is exactly the Gauss-Newton product (the Fisher matrix, Schulman et al. 2015,
+    App. C; Martens 2014, arXiv 1412.1193)::
+
+        F v = Jᵀ · ∇²_y KL(π_old ‖ π_y) · J v,      J = ∂y/∂θ
+
+    one forward-mode pass, a small per-sample Hessian in y and one reverse-mode pass —
+    about half the cost of differentiating ``∇_θ KL̄`` again (measured on CPU).
 
     Example:
       >>> import jax.numpy as jnp
       >>> from pgjax.trpo import fisher_vector_product
-      >>> fvp = fisher_vector_product(lambda t: jnp.sum(t ** 2), jnp.ones(2), damping=0.5)
-      >>> fvp(jnp.array([1.0, 0.0])).tolist()  # (2·I + 0.5·I) v
-      [2.5, 0.0]
+      >>> fvp = fisher_vector_product(lambda y: jnp.sum((y - 1.0) ** 2), lambda t: 2.0 * t,
+      ...                             jnp.ones(2), damping=0.5)
+      >>> fvp(jnp.array([1.0, 0.0])).tolist()  # (2·2·2·I + 0.5·I) v
+      [8.5, 0.0]
     """
-    _, hvp = jax.linearize(jax.grad(mean_kl), flat_params)
-    return lambda v: hvp(v) + damping * v
+    y_old, jvp = jax.linearize(policy_of, flat_params)
+    vjp = jax.linear_transpose(jvp, flat_params)
+
+    def fvp(v):
+        _, hy = jax.jvp(jax.grad(kl_of_policy), (y_old,), (jvp(v),))
+        return vjp(hy)[0] + damping * v
+
+    return fvp
 
 
 def natural_step(g, fvp: Callable, max_kl, cg_iters: int):
@@ -168,11 +181,10 @@ def policy_step(actor_params, batch: Batch, *, network, config, max_kl=None):
     fisher_obs = batch.obs[::stride]
     fisher_old = jax.tree.map(lambda x: x[::stride] if x.ndim > 1 else x, old_policy)
 
-    def mean_kl(flat):  # KL(π_old ‖ π_θ) on the Fisher subsample
-        return fisher_old.kl(network.policy(unravel(flat), fisher_obs)).mean()
-
     (old_objective, _), g = jax.value_and_grad(surrogate, has_aux=True)(flat_old)
-    fvp = fisher_vector_product(mean_kl, flat_old, config.cg_damping)
+    fvp = fisher_vector_product(  # KL(π_old ‖ π_θ) on the Fisher subsample
+        lambda policy: fisher_old.kl(policy).mean(),
+        lambda flat: network.policy(unravel(flat), fisher_obs), flat_old, config.cg_damping)
     full_step, cg_residual = natural_step(g, fvp, max_kl, config.cg_iters)
     kl_bound = config.accept_kl_ratio * max_kl
     def objective_and_kl(flat):

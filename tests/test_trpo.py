@@ -51,11 +51,15 @@ def test_fisher_vector_product_is_the_hessian_of_the_kl(discrete):
     flat, unravel = ravel_pytree(params)
     old = network.policy(params, obs)
 
+    def policy_of(theta):
+        return network.policy(unravel(theta), obs)
+
     def mean_kl(theta):
-        return old.kl(network.policy(unravel(theta), obs)).mean()
+        return old.kl(policy_of(theta)).mean()
 
     hessian = jax.jit(jax.hessian(mean_kl))(flat)
-    fvp = jax.jit(jax.vmap(lambda v: trpo.fisher_vector_product(mean_kl, flat, damping=0.1)(v)))
+    fvp = jax.jit(jax.vmap(lambda v: trpo.fisher_vector_product(
+        lambda p: old.kl(p).mean(), policy_of, flat, damping=0.1)(v)))
     vs = jax.random.normal(jax.random.key(10), (3,) + flat.shape)
     np.testing.assert_allclose(fvp(vs), vs @ hessian.T + 0.1 * vs, rtol=1e-3, atol=1e-5)
     if discrete:  # at θ_old the KL's Hessian is the Fisher matrix E_s Σ_a π ∇log π ∇log πᵀ
