@@ -111,41 +111,44 @@ def env_families(steps: int) -> None:
         print(f"{env_id:26} {ceiling:>17,.0f} {rate:>14,.0f} {rate / ceiling:>15.2f}")
 
 
-def update_seconds(algo: str, overrides: dict, repeats: int = 30) -> float:
-    """Median seconds of one jitted ``update`` (rollout + GAE + epochs × minibatches)."""
+def compiled_update(algo: str, overrides: dict):
+    """A jitted ``update`` (rollout + GAE + the algorithm's update) and a warmed-up state."""
     from pgjax.trainer import make_trainer
 
     trainer = make_trainer(pgjax.make_config(algo, "CartPole-v1", **overrides))
     update = jax.jit(trainer.update)
     state = update(trainer.init(jax.random.key(0)))[0]
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, _ = update(state)
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return update, jax.block_until_ready(state)
 
 
-def algorithms_per_update() -> None:
+def algorithms_per_update(repeats: int = 30) -> None:
     """Each algorithm's time per update against PPO's, all on the same batch (16 × 128,
     8 epochs × 8 minibatches); MDPO, TRPO and FixPO also at their own defaults (MDPO: 10
     full-batch steps; TRPO: one natural-gradient step and 5 × 8 value-function Adam steps;
-    FixPO: 10 epochs × 8 minibatches plus its fix-up steps)."""
+    FixPO: 10 epochs × 8 minibatches plus its fix-up steps). Every update is compiled first,
+    then timed in interleaved rounds (one update of each per round), so that load changes on a
+    shared machine hit every algorithm alike; medians over ``repeats`` rounds."""
     same = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8)
     own = dict(num_envs=16, num_steps=128)
+    full_fisher = dict(own, fisher_subsample=1)
     cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "trpo", "fixpo")]
     cases += [(a, own) for a in ("mdpo", "trpo", "fixpo")]
-    full_fisher = dict(own, fisher_subsample=1)
     cases.append(("trpo", full_fisher))
-    rows = [(algo, kw, update_seconds(algo, kw)) for algo, kw in cases]
-    ppo = rows[0][2]
-    print("\ntime per update on CartPole (median of 30), against PPO on the same batch")
-    for algo, kw, seconds in rows:
+    compiled = [compiled_update(algo, kw) for algo, kw in cases]
+    states = [state for _, state in compiled]
+    times = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, (update, _) in enumerate(compiled):
+            start = time.perf_counter()
+            states[i] = jax.block_until_ready(update(states[i])[0])
+            times[i].append(time.perf_counter() - start)
+    seconds = [statistics.median(t) for t in times]
+    print(f"\ntime per update on CartPole (median of {repeats} interleaved rounds), against PPO "
+          "on the same batch")
+    for (algo, kw), sec in zip(cases, seconds):
         shape = ("8 epochs × 8 minibatches" if kw is same else "its default steps" if kw is own
                  else "Fisher on the full batch")
-        print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
+        print(f"{algo:6} {shape:26} {sec * 1e3:7.2f} ms  ×{sec / seconds[0]:.2f}")
 
 
 def median_of(runs: list[dict]) -> dict:
