@@ -149,7 +149,9 @@ ALGORITHMS: dict[str, Algorithm] = {
                       anneal_lr=False, num_epochs=5, num_minibatches=8, ent_coef=0.0,
                       clip_value_loss=False),
         presets={
-            "CartPole-v1": {},
+            # The value function at 3e-3 (unnormalised returns up to ~100): at 1e-3 it
+            # explained ~0 of the return variance and one of 4 seeds lost 500 late (measured).
+            "CartPole-v1": dict(learning_rate=3e-3),
             "Pendulum-v1": dict(num_envs=16, num_steps=256, gamma=0.95,
                                 total_timesteps=2_000_000),
             # At δ 0.01 and a constant δ one of 2 seeds kept falling once balanced (799 at
