@@ -14,7 +14,7 @@ Final return: pgjax — mean return of the training episodes that ended in the l
 updates; rejax — mean return of its own 128-episode stochastic evaluation at the end.
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
-                               [--only-families] [--family-steps N]
+                               [--only-algorithms] [--only-families] [--family-steps N]
                                [--checkpoints]
 
 ``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
@@ -124,35 +124,44 @@ def env_families(steps: int) -> None:
               f"{rate / ceiling:>15.2f}")
 
 
-def update_seconds(algo: str, overrides: dict, repeats: int = 30) -> float:
-    """Median seconds of one jitted ``update`` (rollout + GAE + epochs × minibatches)."""
+def compiled_update(algo: str, overrides: dict):
+    """A jitted ``update`` (rollout + GAE + the algorithm's update) and a warmed-up state."""
     from pgjax.trainer import make_trainer
 
     trainer = make_trainer(pgjax.make_config(algo, "CartPole-v1", **overrides))
     update = jax.jit(trainer.update)
     state = update(trainer.init(jax.random.key(0)))[0]
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, _ = update(state)
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return update, jax.block_until_ready(state)
 
 
-def algorithms_per_update() -> None:
+def algorithms_per_update(repeats: int = 30) -> None:
     """Each algorithm's time per update against PPO's, all on the same batch (16 × 128,
-    8 epochs × 8 minibatches); MDPO also at its own default (10 full-batch steps)."""
+    8 epochs × 8 minibatches); MDPO, TRPO and FixPO also at their own defaults (MDPO: 10
+    full-batch steps; TRPO: one natural-gradient step and 5 × 8 value-function Adam steps;
+    FixPO: 10 epochs × 8 minibatches plus its fix-up steps). Every update is compiled first,
+    then timed in interleaved rounds (one update of each per round), so that load changes on a
+    shared machine hit every algorithm alike; medians over ``repeats`` rounds."""
     same = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8)
-    cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo")]
-    cases.append(("mdpo", dict(num_envs=16, num_steps=128)))
-    rows = [(algo, kw, update_seconds(algo, kw)) for algo, kw in cases]
-    ppo = rows[0][2]
-    print("\ntime per update on CartPole (median of 30), against PPO on the same batch")
-    for algo, kw, seconds in rows:
-        shape = "8 epochs × 8 minibatches" if kw is same else "its default steps"
-        print(f"{algo:6} {shape:26} {seconds * 1e3:7.2f} ms  ×{seconds / ppo:.2f}")
+    own = dict(num_envs=16, num_steps=128)
+    full_fisher = dict(own, fisher_subsample=1)
+    cases = [(a, same) for a in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "trpo", "fixpo")]
+    cases += [(a, own) for a in ("mdpo", "trpo", "fixpo")]
+    cases.append(("trpo", full_fisher))
+    compiled = [compiled_update(algo, kw) for algo, kw in cases]
+    states = [state for _, state in compiled]
+    times = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, (update, _) in enumerate(compiled):
+            start = time.perf_counter()
+            states[i] = jax.block_until_ready(update(states[i])[0])
+            times[i].append(time.perf_counter() - start)
+    seconds = [statistics.median(t) for t in times]
+    print(f"\ntime per update on CartPole (median of {repeats} interleaved rounds), against PPO "
+          "on the same batch")
+    for (algo, kw), sec in zip(cases, seconds):
+        shape = ("8 epochs × 8 minibatches" if kw is same else "its default steps" if kw is own
+                 else "Fisher on the full batch")
+        print(f"{algo:6} {shape:26} {sec * 1e3:7.2f} ms  ×{sec / seconds[0]:.2f}")
 
 
 def checkpoint_cost(seeds: int, repeats: int) -> None:
@@ -210,6 +219,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algorithms", action="store_true",
                         help="also time one update of every algorithm against PPO's")
+    parser.add_argument("--only-algorithms", action="store_true",
+                        help="time one update of every algorithm against PPO's, nothing else")
     parser.add_argument("--families", action="store_true",
                         help="also measure a Brax env and a MinAtar game (needs the brax extra)")
     parser.add_argument("--only-families", action="store_true",
@@ -225,6 +236,9 @@ def main() -> None:
         return
     if args.only_families:
         env_families(args.family_steps)
+        return
+    if args.only_algorithms:
+        algorithms_per_update()
         return
     ceiling = env_only_steps_per_second()
     print(f"env-only random rollout, 16 envs: {ceiling:,.0f} steps/s (the ceiling)")

@@ -15,6 +15,7 @@ from pgjax import runner
 def _rows(result, swept, metric_names):
     g, m = result.group, result.metrics
     steps = m["env_steps"]
+    metric_names = [n for n in (metric_names or m) if n != "env_steps" and n in m]
     for c, hyper in enumerate(g.hyperparameters):
         head = [g.algo, g.env]
         values = [hyper.get(k, "") for k in swept]

@@ -53,7 +53,7 @@ class Config:
     conv_channels: tuple = _static((16,))  #: channels of the CNN torso's 3×3 conv layers
     #: continuous actions: "clip" (Gaussian, samples clipped at the env) or "tanh" (squashed)
     action_head: str = _static("clip")
-    anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates
+    anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates (TRPO: and δ)
     normalize_advantages: bool = _static(True)  #: per-minibatch advantage normalisation
     clip_value_loss: bool = _static(True)  #: PPO's clipped value loss (clip = clip_epsilon)
     #: running observation normalisation (None: on for continuous actions, set by make_config)
@@ -65,6 +65,11 @@ class Config:
     #: an update with a non-finite reward, loss, gradient or parameter keeps the old parameters
     #: (counted in the ``nonfinite`` metric) instead of stopping the run
     skip_nonfinite: bool = _static(False)
+    # TRPO: num_epochs × num_minibatches (and learning_rate) are the value function's Adam steps
+    cg_iters: int = _static(10)  #: TRPO conjugate-gradient iterations
+    max_backtracks: int = _static(10)  #: TRPO line-search candidates
+    fisher_subsample: int = _static(1)  #: TRPO Fisher-vector products on every k-th sample
+    fixup_max_passes: int = _static(20)  #: FixPO fix-up passes per epoch at most
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -78,6 +83,14 @@ class Config:
     dpo_alpha: float = 2.0  #: DPO drift α (Â ≥ 0 branch)
     dpo_beta: float = 0.6  #: DPO drift β (Â < 0 branch)
     drift_params: Any = None  #: learned-drift parameters (lpo, talpo, or the user's drift)
+    max_kl: float = 0.01  #: TRPO KL radius δ of E_s KL(π_old ‖ π)
+    accept_kl_ratio: float = 1.5  #: TRPO line search accepts a mean KL ≤ accept_kl_ratio·δ
+    cg_damping: float = 0.1  #: TRPO damping added to the Fisher-vector product
+    backtrack_coef: float = 0.8  #: TRPO line-search shrink factor
+    eps_kl: float = 0.5  #: FixPO bound ε_KL on max_s KL(π_old ‖ π)
+    beta_target_coef: float = 3.0  #: FixPO C_β: β aims at max KL ≤ ε_KL / C_β
+    beta_lr: float = 0.01  #: FixPO learning rate of β's Adam
+    beta_init: float = 1.0  #: FixPO initial β
 
     @property
     def batch_size(self) -> int:
@@ -118,7 +131,8 @@ class Config:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 ACTION_HEADS = ("clip", "tanh")
-_INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
+_INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps",
+               "cg_iters", "max_backtracks", "fisher_subsample", "fixup_max_passes")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "lpo_ppo_init",
                 "skip_nonfinite")
@@ -136,6 +150,14 @@ _FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "reward_scale": (0.0, float("inf"), False, False),
     "dpo_alpha": (0.0, float("inf"), False, False),
     "dpo_beta": (0.0, float("inf"), False, False),
+    "max_kl": (0.0, float("inf"), False, False),
+    "accept_kl_ratio": (0.0, float("inf"), False, False),
+    "cg_damping": (0.0, float("inf"), True, False),
+    "backtrack_coef": (0.0, 1.0, False, False),
+    "eps_kl": (0.0, float("inf"), False, False),
+    "beta_target_coef": (1.0, float("inf"), True, False),
+    "beta_lr": (0.0, float("inf"), True, False),
+    "beta_init": (0.0, float("inf"), True, False),
 }
 
 
@@ -250,6 +272,9 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"num_minibatches: {config.num_minibatches} does not divide num_envs*num_steps = "
             f"{config.num_envs}*{config.num_steps} = {config.batch_size}")
+    if config.fisher_subsample > config.batch_size:
+        raise ValueError(f"fisher_subsample: {config.fisher_subsample} exceeds the batch "
+                         f"(num_envs*num_steps = {config.batch_size})")
     if config.total_timesteps < config.batch_size:
         raise ValueError(
             f"total_timesteps: {config.total_timesteps} is less than one update "

@@ -3,9 +3,12 @@ updates, vmapped over seeds and sharded across local devices, with live progress
 
 Files written to ``out`` (the user-facing contract):
 
-* ``metrics.csv`` — one row per seed per update: ``seed, update, env_steps`` and every metric
-  in :data:`pgjax.METRICS` (``episodic_return`` is NaN for updates in which no episode ended);
+* ``metrics.csv`` — one row per seed per update: ``seed, update`` and every metric in
+  :data:`pgjax.METRICS` then the algorithm's own (:func:`pgjax.trainer.metric_names`;
+  ``episodic_return`` is NaN for updates in which no episode ended);
 * ``summary.json`` — ``final_return`` (one value per seed), ``steps_per_second``,
+  ``kl_bound_held`` (TRPO, FixPO: per seed, the share of updates that ended inside the trust
+  region; a warning is printed when one did not),
   ``compile_seconds``, timings, devices, the full config and package versions;
 * ``curve.png`` — episodic return against env steps, per seed and mean;
 * ``policy.msgpack`` — each seed's trained policy (actor parameters and observation
@@ -37,7 +40,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from pgjax.checkpoint import CheckpointOptions, Checkpointer, shape_signature
 from pgjax.config import Config, config_from_dict, validate
 from pgjax.policy import POLICY_FILE, save_policies
-from pgjax.trainer import FAULT_CHECKS, METRICS, make_trainer
+from pgjax.trainer import FAULT_CHECKS, make_trainer
 
 #: Where a run directory keeps its checkpoints.
 CHECKPOINT_DIR = "checkpoints"
@@ -210,7 +213,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
             bar.close()
     run_seconds = time.perf_counter() - run_start
 
-    metrics = _concatenate(chunks)
+    metrics = _concatenate(chunks, trainer.metrics)
     ran_updates = trainer.num_updates - (0 if history is None else history["env_steps"].shape[1])
     summary = {
         "algo": config.algo,
@@ -233,6 +236,14 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         "config": config.to_dict(),
         "versions": versions(),
     }
+    if "kl_bound_held" in metrics:
+        held = metrics["kl_bound_held"].mean(-1)
+        summary["kl_bound_held"] = held.tolist()
+        if (held < 1).any():
+            warnings.warn(f"{config.algo}: the trust region was exceeded after "
+                          f"{int((metrics['kl_bound_held'] < 1).sum())} of "
+                          f"{metrics['kl_bound_held'].size} updates (metric kl_bound_held)",
+                          stacklevel=2)
     result = RunResult(config, state, metrics, summary)
     if out is not None:
         write_run(result, Path(out))
@@ -253,7 +264,7 @@ def _run_chunks(chunk, state, done, length, num_updates, history, checkpoints, m
         chunks.append(metrics)
         done += length
         if checkpoints is not None and checkpoints.due(done, done == num_updates):
-            chunks = [_concatenate(chunks)]
+            chunks = [_concatenate(chunks, list(chunks[-1]))]
             checkpoints.save(done, state, chunks[0], meta)
         if bar is not None:
             bar.update(metrics["env_steps"].shape[0] * length * config.batch_size)
@@ -263,8 +274,10 @@ def _run_chunks(chunk, state, done, length, num_updates, history, checkpoints, m
     return state, chunks
 
 
-def _concatenate(chunks: list[dict]) -> dict:
-    return {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in METRICS}
+def _concatenate(chunks: list[dict], names) -> dict:
+    """The chunks' metrics joined along updates, in the order of ``names`` (jitted outputs
+    come back with sorted keys)."""
+    return {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in names}
 
 
 def _checkpointer(out, options, resume: bool) -> Checkpointer | None:
@@ -310,12 +323,13 @@ def write_run(result: RunResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     metrics = result.metrics
     seeds, updates = metrics["env_steps"].shape
+    names = list(metrics)  # METRICS, then the algorithm's own
     with open(out / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["seed", "update", *METRICS])
+        writer.writerow(["seed", "update", *names])
         for s in range(seeds):
             for u in range(updates):
-                writer.writerow([s, u + 1, *(_fmt(metrics[k][s, u]) for k in METRICS)])
+                writer.writerow([s, u + 1, *(_fmt(metrics[k][s, u]) for k in names)])
     with open(out / "summary.json", "w") as f:
         json.dump(result.summary, f, indent=2, default=str)
     save_policies(out / POLICY_FILE, result.config, result.final_state)

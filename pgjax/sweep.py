@@ -41,7 +41,7 @@ import numpy as np
 from pgjax import runner
 from pgjax._sweep_files import concatenate, git_revision, write_group
 from pgjax.config import make_config, stack_configs
-from pgjax.trainer import METRICS, make_trainer
+from pgjax.trainer import make_trainer, metric_names
 
 __all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "load_spec", "make_groups",
            "run_group", "sweep"]
@@ -62,7 +62,8 @@ class SweepSpec:
     list: tuple = ()
     set: dict = dataclasses.field(default_factory=dict)
     num_chunks: int = 10
-    metrics: tuple = tuple(m for m in METRICS if m != "env_steps")
+    #: metrics in results.csv; () = every metric the algorithm reports (METRICS, then its own)
+    metrics: tuple = ()
     sinks: tuple = ()  #: optional metric sinks, ``"tensorboard"`` / ``"wandb"`` (pgjax.sinks)
 
     def points(self) -> list[dict]:
@@ -259,7 +260,7 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
         bar.close()
     shape = (len(group.configs), group.seeds, num_updates)
     metrics = {k: np.concatenate([c[k] for c in chunks], axis=1).reshape(shape)
-               for k in METRICS}
+               for k in metric_names(group.configs[0])}
     record = {
         "id": group.id, "algo": group.algo, "env": group.env,
         "configs": len(group.configs), "seeds": group.seeds, "runs": runs,

@@ -17,14 +17,17 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
+from pgjax import fixpo, trpo
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.rollout import rollout
-from pgjax.updates import Batch, mirror_update
+from pgjax.updates import Batch, UpdateRule, mirror_update
 
-#: Per-update metrics, each a scalar per update (``[num_updates]`` after ``train``).
+#: Per-update metrics every algorithm reports, each a scalar per update (``[num_updates]``
+#: after ``train``); NaN where one does not apply (``kl_new_old`` but for MDPO). TRPO and FixPO
+#: add their own (:data:`pgjax.trpo.METRICS`, :data:`pgjax.fixpo.METRICS`): :func:`metric_names`.
 METRICS = (
     "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
@@ -54,7 +57,7 @@ def first_nonfinite(named: dict, names=FAULT_CHECKS) -> jax.Array:
 @struct.dataclass
 class TrainState:
     params: Any
-    opt_state: Any  #: optimiser state over the parameters raveled into one vector
+    opt_state: Any  #: the update's optimiser state (Adam over raveled parameters; FixPO: + β)
     env_state: Any
     obs: jax.Array  #: current observation of every env, ``[num_envs, ...]``
     key: jax.Array
@@ -65,6 +68,7 @@ class Trainer(NamedTuple):
     init: Callable[[jax.Array], TrainState]
     update: Callable[[TrainState], tuple[TrainState, dict]]
     num_updates: int
+    metrics: tuple = METRICS  #: the names ``update`` reports, :func:`metric_names`
 
 
 def make_env(config: Config):
@@ -117,22 +121,53 @@ def episode_metrics(transitions):
     }
 
 
+def make_update_rule(config: Config, network) -> UpdateRule:
+    """The algorithm's update: TRPO's, FixPO's, or the first-order Mirror-Learning update with
+    its drift."""
+    algorithm = ALGORITHMS[config.algo]
+    optimizer = make_optimizer(config)
+    if algorithm.update == "trpo":
+        return trpo.make_rule(config, network, optimizer)
+    if algorithm.update == "fixpo":
+        return fixpo.make_rule(config, network)
+    drift = functools.partial(algorithm.drift, config)
+
+    def update(params, opt_state, batch, key, progress):
+        return mirror_update(params, opt_state, batch, key, network=network,
+                             optimizer=optimizer, config=config, drift=drift,
+                             progress=progress, with_kl=algorithm.uses_kl)
+
+    return UpdateRule(lambda params: optimizer.init(ravel_pytree(params)[0]), update)
+
+
+def metric_names(config: Config) -> tuple[str, ...]:
+    """What ``update`` reports for ``config``'s algorithm: :data:`METRICS`, then the
+    algorithm's own (TRPO: ``kl``, ``line_search_steps``, ...; FixPO: ``beta``, ``max_kl``,
+    ...).
+
+    Example:
+      >>> import pgjax
+      >>> from pgjax.trainer import metric_names
+      >>> metric_names(pgjax.make_config("fixpo", "CartPole-v1"))[len(pgjax.METRICS):]
+      ('beta', 'fixup_steps', 'max_kl', 'gradient_steps', 'kl_bound_held')
+    """
+    return METRICS + {"trpo": trpo.METRICS, "fixpo": fixpo.METRICS}.get(
+        ALGORITHMS[config.algo].update, ())  # what trpo.make_rule / fixpo.make_rule report
+
+
 def make_trainer(config: Config) -> Trainer:
     """``init(key) -> TrainState`` and ``update(state) -> (state, metrics)`` for ``config``."""
-    algorithm = ALGORITHMS[config.algo]
-    if algorithm.update != "mirror":
-        raise NotImplementedError(f"algo: {config.algo!r} has no {algorithm.update!r} update")
     env = make_env(config)
     network = make_network(config, env)
-    optimizer = make_optimizer(config)
-    drift = functools.partial(algorithm.drift, config)
+    rule = make_update_rule(config, network)
+    names = metric_names(config)
 
     def init(key):
         key_params, key_env, key = jax.random.split(key, 3)
         env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
             jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
-        return TrainState(params, optimizer.init(ravel_pytree(params)[0]), env_state, obs, key,
+        return TrainState(params, rule.init(params), env_state, obs, key,
                           jnp.zeros((), jnp.int32))
 
     def update(state):
@@ -149,10 +184,9 @@ def make_trainer(config: Config) -> Trainer:
             lambda x: x.reshape((config.batch_size,) + x.shape[2:]),
             Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets),
         )
-        params, opt_state, update_metrics = mirror_update(
-            state.params, state.opt_state, batch, key_update, network=network,
-            optimizer=optimizer, config=config, drift=drift,
-            progress=state.update_step / config.num_updates, with_kl=algorithm.uses_kl)
+        params, opt_state, update_metrics = rule.update(
+            state.params, state.opt_state, batch, key_update,
+            state.update_step / config.num_updates)
         # Numerical faults: the rollout's data, the update's losses and gradients, the new
         # parameters (the runner stops on the first; skip_nonfinite keeps the old parameters).
         nonfinite = first_nonfinite({"reward": traj.reward, "observation": traj.obs,
@@ -163,23 +197,23 @@ def make_trainer(config: Config) -> Trainer:
         metrics = {
             "env_steps": (state.update_step + 1) * config.batch_size,
             "nonfinite": nonfinite,
-            "kl_new_old": jnp.float32(jnp.nan),  # computed only for drifts that read the KL
             **episode_metrics(traj),
             **update_metrics,
             "explained_variance": explained_variance(batch.old_value, batch.target),
         }
         state = TrainState(params, opt_state, env_state, obs, key, state.update_step + 1)
-        return state, {k: metrics[k] for k in METRICS}
+        # NaN for what this algorithm does not compute (kl_new_old unless the drift reads it).
+        return state, {k: metrics.get(k, jnp.float32(jnp.nan)) for k in names}
 
-    return Trainer(init, update, config.num_updates)
+    return Trainer(init, update, config.num_updates, names)
 
 
 def make_train(config: Config):
     """A pure ``train(key) -> (final_state, metrics)`` for ``config``.
 
-    ``metrics`` maps each name in :data:`METRICS` to an array ``[num_updates]``. ``train`` can be
-    jitted, and vmapped over keys (seeds) and over stacked configs (see
-    :func:`pgjax.stack_configs`).
+    ``metrics`` maps each name in :func:`metric_names` (:data:`METRICS` and the algorithm's
+    own) to an array ``[num_updates]``. ``train`` can be jitted, and vmapped over keys (seeds)
+    and over stacked configs (see :func:`pgjax.stack_configs`).
 
     Example:
       >>> import jax, pgjax

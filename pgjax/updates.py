@@ -13,7 +13,7 @@ TA-LPO's included.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,15 @@ class Batch:
     advantage: jax.Array
     target: jax.Array  #: value target (GAE return)
     old_policy: Any = None  #: π_old(·|obs) per sample, filled in by :func:`mirror_update`
+
+
+class UpdateRule(NamedTuple):
+    """How an algorithm turns one rollout batch into new parameters: ``init(params) ->
+    opt_state``; ``update(params, opt_state, batch, key, progress) -> (params, opt_state,
+    metrics)``, ``progress`` being ``k/K`` for update k."""
+
+    init: Callable
+    update: Callable
 
 
 @struct.dataclass

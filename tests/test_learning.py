@@ -1,5 +1,6 @@
 """Every algorithm learns: the README's budgets, 4 seeds each, ≥ 3 seeds over the bar (about
-half a minute per CartPole run and a minute per Pendulum run on 2 CPU cores).
+half a minute per CartPole run and a minute per Pendulum run on 2 CPU cores; TRPO and FixPO
+train 2M Pendulum steps, a few minutes each).
 
 TA-LPO on Pendulum is left out: with its default zero drift parameters it trains bit-for-bit
 like LPO (tests/test_algorithms.py checks that), so it would repeat LPO's minute.
@@ -13,6 +14,9 @@ import pgjax
 CASES = [(algo, "CartPole-v1", 500_000, 475.0)
          for algo in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo")]
 CASES += [(algo, "Pendulum-v1", 1_000_000, -250.0) for algo in ("ppo", "spo", "dpo", "mdpo", "lpo")]
+# The trust-region updates: the issue's budgets (Pendulum at most 2M steps, their preset).
+CASES += [(algo, "CartPole-v1", 500_000, 475.0) for algo in ("trpo", "fixpo")]
+CASES += [(algo, "Pendulum-v1", 2_000_000, -250.0) for algo in ("trpo", "fixpo")]
 
 
 @pytest.mark.slow
@@ -22,3 +26,5 @@ def test_algorithm_learns(algo, env, steps, threshold):
     result = pgjax.train(config, seeds=4, progress=False)
     final = np.asarray(result.summary["final_return"])
     assert (final >= threshold).sum() >= 3, final
+    if "kl_bound_held" in result.metrics:  # TRPO, FixPO: inside the trust region every update
+        assert (result.metrics["kl_bound_held"] == 1).all()
