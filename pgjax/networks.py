@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
@@ -73,14 +74,32 @@ def conv_from_normal(normal, channels: Sequence[int], kernel: int = 3) -> list[d
     return layers
 
 
+def _patch_indices(height: int, width: int, channels: int, kernel: int = 3) -> np.ndarray:
+    """For a VALID ``kernel``×``kernel`` convolution over flattened ``[H, W, C]`` images, the
+    flat input index of every (output position, (dy, dx, c)) pair: ``[H'·W', k·k·C]``."""
+    iy, ix = np.meshgrid(np.arange(height - kernel + 1), np.arange(width - kernel + 1),
+                         indexing="ij")
+    taps = [((iy + dy) * width + (ix + dx)) * channels + c
+            for dy in range(kernel) for dx in range(kernel) for c in range(channels)]
+    return np.stack(taps, -1).reshape(-1, kernel * kernel * channels)
+
+
 def conv_apply(layers: list[dict], x):
-    """ReLU(conv(x)) per layer for images ``[..., H, W, C]`` (any leading axes), flattened."""
+    """ReLU(conv(x)) per layer for images ``[..., H, W, C]`` (any leading axes), flattened.
+
+    Each VALID 3×3 convolution is computed as patches (one gather with constant indices)
+    times the ``[9·C_in, C_out]`` kernel matrix: the same numbers as
+    ``lax.conv_general_dilated``, and on XLA:CPU the inside of a training step ran several
+    times faster this way (measured)."""
     lead = x.shape[:-3]
+    height, width, _ = x.shape[-3:]
     x = x.reshape((-1,) + x.shape[-3:])
     for layer in layers:
-        x = jax.lax.conv_general_dilated(x, layer["w"], (1, 1), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        x = jax.nn.relu(x + layer["b"])
+        kernel, c_in, c_out = layer["w"].shape[0], layer["w"].shape[2], layer["w"].shape[3]
+        patches = x.reshape(x.shape[0], -1)[:, _patch_indices(height, width, c_in, kernel)]
+        x = jax.nn.relu(patches @ layer["w"].reshape(-1, c_out) + layer["b"])
+        height, width = height - kernel + 1, width - kernel + 1
+        x = x.reshape(-1, height, width, c_out)
     return x.reshape(lead + (-1,))
 
 
