@@ -1,6 +1,7 @@
 """Every algorithm learns: the README's budgets, 4 seeds each, ≥ 3 seeds over the bar (about
-half a minute per CartPole run and a minute per Pendulum run on 2 CPU cores; TRPO and FixPO
-train 2M Pendulum steps, a few minutes each).
+half a minute per CartPole run and a minute per Pendulum run on 2 CPU cores). TRPO's and
+FixPO's Pendulum runs (2M steps, a few minutes each) would push the suite past its 15-minute
+budget; their figures are in benchmarks/README.md.
 
 TA-LPO on Pendulum is left out: with its default zero drift parameters it trains bit-for-bit
 like LPO (tests/test_algorithms.py checks that), so it would repeat LPO's minute.
@@ -14,9 +15,8 @@ import pgjax
 CASES = [(algo, "CartPole-v1", 500_000, 475.0)
          for algo in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo")]
 CASES += [(algo, "Pendulum-v1", 1_000_000, -250.0) for algo in ("ppo", "spo", "dpo", "mdpo", "lpo")]
-# The trust-region updates: the issue's budgets (Pendulum at most 2M steps, their preset).
+# The trust-region updates, with the trust region checked on every update.
 CASES += [(algo, "CartPole-v1", 500_000, 475.0) for algo in ("trpo", "fixpo")]
-CASES += [(algo, "Pendulum-v1", 2_000_000, -250.0) for algo in ("trpo", "fixpo")]
 
 
 @pytest.mark.slow
