@@ -89,8 +89,8 @@ def conv_apply(layers: list[dict], x):
 
     Each VALID 3×3 convolution is computed as patches (one gather with constant indices)
     times the ``[9·C_in, C_out]`` kernel matrix: the same numbers as
-    ``lax.conv_general_dilated``, and on XLA:CPU the inside of a training step ran several
-    times faster this way (measured)."""
+    ``lax.conv_general_dilated``, but on XLA:CPU a PPO update on Breakout-MinAtar cost 8.3×
+    the MLP torso's this way against 27× with the conv op (benchmarks/README.md)."""
     lead = x.shape[:-3]
     height, width, _ = x.shape[-3:]
     x = x.reshape((-1,) + x.shape[-3:])
