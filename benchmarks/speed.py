@@ -119,7 +119,9 @@ def env_families(steps: int) -> None:
                                             **dict(config.env_kwargs))
         result = pgjax.train(config, seeds=1, progress=False, checkpoint=False)
         rate = result.summary["steps_per_second"]
-        label = f"{env_id} ({dict(config.env_kwargs).get('backend', config.torso)})"
+        detail = (dict(config.env_kwargs).get("backend", "generalized")
+                  if env_id.startswith("brax/") else f"{config.torso} torso")
+        label = f"{env_id} ({detail})"
         print(f"{label:36} {config.num_envs:>4} {ceiling:>17,.0f} {rate:>14,.0f} "
               f"{rate / ceiling:>15.2f}")
 
