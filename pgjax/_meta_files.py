@@ -1,0 +1,54 @@
+"""Files of a meta-learning run (:func:`pgjax.meta.meta_train`): ``fitness.csv``,
+``mean.npz``/``best.npz``, ``meta.json`` and ``fitness.png``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pgjax import drifts
+
+
+def write_meta(result, out) -> None:
+    from pgjax.meta import HISTORY
+    from pgjax.runner import versions
+
+    out = Path(out)
+    history = result.history
+    with open(out / "fitness.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["generation", *HISTORY])
+        for g in range(len(history[HISTORY[0]])):
+            writer.writerow([g, *(f"{float(history[name][g]):.6g}" for name in HISTORY)])
+    drifts.save_params(out / "mean.npz", result.mean_params)
+    if result.best_params is not None:
+        drifts.save_params(out / "best.npz", result.best_params)
+    (out / "meta.json").write_text(json.dumps(
+        {"spec": result.spec.to_dict(), "generations_done": len(history[HISTORY[0]]),
+         "seconds": result.seconds, "versions": versions()}, indent=2, default=str))
+    plot_fitness(history, out / "fitness.png", title=f"{result.spec.algo} on "
+                 f"{', '.join(result.spec.envs)}")
+
+
+def plot_fitness(history: dict, path, title: str = "") -> None:
+    """Population mean and best fitness, and the ES mean's, per generation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    generations = np.arange(len(history["mean_fitness"]))
+    ax.plot(generations, history["population_mean"], label="population mean")
+    ax.plot(generations, history["population_best"], label="population best", alpha=0.6)
+    ax.plot(generations, history["mean_fitness"], label="ES mean", lw=2)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (final return)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
