@@ -12,6 +12,28 @@ import numpy as np
 from pgjax import drifts
 
 
+SPEC_FILE = "meta.json"
+
+
+def write_spec(spec, out, generations_done: int) -> None:
+    """``meta.json`` at the start of a run: what :func:`pgjax.meta.resume_meta` reads."""
+    from pgjax.runner import versions
+
+    (Path(out) / SPEC_FILE).write_text(json.dumps(
+        {"spec": spec.to_dict(), "generations_done": generations_done,
+         "versions": versions()}, indent=2, default=str))
+
+
+def read_spec(out):
+    from pgjax.meta import MetaSpec
+
+    path = Path(out) / SPEC_FILE
+    if not path.exists():
+        raise ValueError(f"resume: {out} has no {SPEC_FILE} (a directory written by "
+                         "`pgjax meta`)")
+    return MetaSpec.from_dict(json.loads(path.read_text())["spec"])
+
+
 def write_meta(result, out) -> None:
     from pgjax.meta import HISTORY
     from pgjax.runner import versions
@@ -26,7 +48,7 @@ def write_meta(result, out) -> None:
     drifts.save_params(out / "mean.npz", result.mean_params)
     if result.best_params is not None:
         drifts.save_params(out / "best.npz", result.best_params)
-    (out / "meta.json").write_text(json.dumps(
+    (out / SPEC_FILE).write_text(json.dumps(
         {"spec": result.spec.to_dict(), "generations_done": len(history[HISTORY[0]]),
          "seconds": result.seconds, "versions": versions()}, indent=2, default=str))
     plot_fitness(history, out / "fitness.png", title=f"{result.spec.algo} on "

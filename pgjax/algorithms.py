@@ -187,3 +187,16 @@ ALGORITHMS: dict[str, Algorithm] = {
                     "fix-up phase, max KL ≤ ε_KL",
     ),
 }
+
+
+def _shipped_algorithm(name: str) -> Algorithm:
+    """A shipped learned drift (:func:`pgjax.drifts.shipped`) as an algorithm: LPO or TA-LPO
+    (by its number of input features) with the shipped parameters as default."""
+    base = ALGORITHMS["talpo" if drifts.load(name).w_hidden.shape[0] == 16 else "lpo"]
+    return dataclasses.replace(
+        base, name=name, drift_params=lambda: drifts.load(name),
+        description=f"{base.name} with the drift pgjax discovered (pgjax/drift_params/"
+                    f"{name}.json: how)")
+
+
+ALGORITHMS.update({name: _shipped_algorithm(name) for name in drifts.shipped()})

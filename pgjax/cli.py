@@ -1,5 +1,5 @@
-"""``pgjax train ALGO ENV [...]``, ``pgjax resume DIR``, ``pgjax sweep [SPEC]``, ``pgjax plot DIR``,
-``pgjax eval DIR`` and ``pgjax list``.
+"""``pgjax train ALGO ENV [...]``, ``pgjax resume DIR``, ``pgjax sweep [SPEC]``, ``pgjax meta
+ALGO ENV``, ``pgjax plot DIR``, ``pgjax eval DIR`` and ``pgjax list``.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
 not divide, a checkpoint of a different run, ...) prints one line naming the field and what is
@@ -14,6 +14,7 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 
 
 def _literal(text: str):
@@ -96,7 +97,11 @@ def _checkpoint_options(args):
 
 def cmd_resume(args) -> int:
     import pgjax  # sets XLA host devices before jax is imported
+    from pgjax import _cli_meta
     from pgjax.runner import resume
+
+    if (Path(args.dir) / "meta.json").exists():  # a `pgjax meta` directory
+        return _cli_meta.resume(args.dir, args.quiet)
 
     result = resume(args.dir, progress=not args.quiet, checkpoint=_checkpoint_options(args))
     _report(result, args.dir)
@@ -119,7 +124,6 @@ def _report(result, out) -> None:
 
 def cmd_eval(args) -> int:
     import json
-    from pathlib import Path
 
     import pgjax  # sets XLA host devices before jax is imported
     import jax
@@ -243,6 +247,8 @@ def _checkpoint_arguments(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pgjax import _cli_meta
+
     parser = argparse.ArgumentParser(prog="pgjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train an algorithm on an environment")
@@ -299,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", help="a directory written by `pgjax sweep`")
     plot.add_argument("--out", default=None, help="where to write the images (default DIR/plots)")
     plot.set_defaults(func=cmd_plot)
+    _cli_meta.add_parser(sub)
     lst = sub.add_parser("list", help="list algorithms and environments")
     lst.set_defaults(func=cmd_list)
     return parser

@@ -206,8 +206,9 @@ def _coerce(name, value):
 
 
 def _coerce_drift(name, value):
-    """``drift``: a function, or ``"module:function"``; ``drift_params``: a pytree, an ``.npz``
-    path (:func:`pgjax.drifts.load_params`) or :meth:`Config.to_dict`'s nested lists."""
+    """``drift``: a function, or ``"module:function"``; ``drift_params``: a pytree, a shipped
+    drift's name or an ``.npz`` path (:func:`pgjax.drifts.load`) or :meth:`Config.to_dict`'s
+    nested lists."""
     if name == "drift" and isinstance(value, str):
         module, _, attr = value.partition(":")
         try:
@@ -216,7 +217,7 @@ def _coerce_drift(name, value):
             raise ValueError(f"drift: cannot import {value!r} (expected module:function)"
                              ) from None
     if name == "drift_params" and isinstance(value, str):
-        return drifts.load_params(value)
+        return drifts.load(value)
     if name == "drift_params" and isinstance(value, dict):
         value = jax.tree.map(jnp.asarray, value, is_leaf=lambda x: isinstance(x, list))
         if set(value) == {"w_hidden", "w_out"}:

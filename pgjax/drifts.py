@@ -9,6 +9,8 @@ parameters first: ``drift(params, ratio, advantage, ...)``. A new drift is one f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +20,8 @@ from flax import struct
 LPO_HIDDEN = 128
 #: The learned drift is ``relu(f − LPO_THRESHOLD)``: zero, with zero slope, near ``r = 1``.
 LPO_THRESHOLD = 1e-4
+#: Learned-drift parameters shipped with pgjax (``<name>.npz``), loadable by name (:func:`load`).
+SHIPPED_DIR = Path(__file__).parent / "drift_params"
 
 
 def ppo(ratio, advantage, epsilon=0.2):
@@ -267,3 +271,35 @@ def load_params(path) -> DriftNetParams:
         raise ValueError(f"drift_params: {path} has w_hidden {w_hidden.shape} and w_out "
                          f"{w_out.shape}; expected [F, H] and [H]")
     return DriftNetParams(jnp.asarray(w_hidden, jnp.float32), jnp.asarray(w_out, jnp.float32))
+
+
+def shipped() -> list[str]:
+    """Names of the learned drifts shipped with pgjax (each also a registered algorithm).
+
+    Example:
+      >>> from pgjax import drifts
+      >>> all(isinstance(name, str) for name in drifts.shipped())
+      True
+    """
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.npz"))
+
+
+def load(name) -> DriftNetParams:
+    """Learned-drift parameters by shipped name (:func:`shipped`) or ``.npz`` path.
+
+    A shipped drift's network width tells its kind: 8 input features for :func:`lpo`, 16 for
+    :func:`talpo`. Its ``SHIPPED_DIR/<name>.json`` records how it was found (script, budget,
+    fitness).
+
+    Example:
+      >>> from pgjax import drifts
+      >>> [drifts.load(n).w_hidden.shape[0] in (8, 16) for n in drifts.shipped()][:1] in ([], [True])
+      True
+    """
+    path = SHIPPED_DIR / f"{name}.npz"
+    if path.exists():
+        return load_params(path)
+    if str(name).endswith(".npz") or Path(str(name)).exists():
+        return load_params(name)
+    raise ValueError(f"drift_params: {name!r} is neither a shipped drift "
+                     f"({', '.join(shipped()) or 'none'}) nor an .npz file")

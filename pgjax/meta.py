@@ -40,7 +40,7 @@ from pgjax.sweep import _over_runs
 from pgjax.trainer import make_train
 
 __all__ = ["HISTORY", "MetaResult", "MetaSpec", "final_return", "make_evaluate",
-           "make_strategy", "meta_train"]
+           "make_strategy", "meta_train", "resume_meta"]
 
 #: Per-generation records in ``fitness.csv`` and :attr:`MetaResult.history`.
 HISTORY = ("population_mean", "population_best", "mean_fitness", "sigma")
@@ -209,7 +209,7 @@ def _normalised(spec: MetaSpec, env: str, returns):
 
 def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool = True,
                devices=None, checkpoint: CheckpointOptions | None = None,
-               init_params=None) -> MetaResult:
+               init_params=None, fitness_fn=None) -> MetaResult:
     """Evolve ``spec.algo``'s drift parameters for ``spec.generations`` generations.
 
     Each generation: ask the strategy for ``population_size`` members, evaluate them and the
@@ -220,12 +220,14 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
     kept) and, with ``resume``, a run found there continues where it stopped — bit-identical
     to an uninterrupted one, since every key is a function of (seed, generation).
     ``init_params`` (default: the algorithm's zero parameters) is the initial ES mean.
+    ``fitness_fn(members, keys) -> returns [M, inner_seeds]`` (jittable) replaces the inner
+    training runs, e.g. to meta-learn against a cheaper or a custom objective.
     """
     configs = spec.configs()
     solution = init_params if init_params is not None else configs[0].drift_params
     strategy, es_params = make_strategy(spec, solution)
-    evaluators = [make_evaluate(c, spec.inner_seeds, _fitness_updates(spec, c), devices)
-                  for c in configs]
+    evaluators = [jax.jit(fitness_fn)] if fitness_fn is not None else [
+        make_evaluate(c, spec.inner_seeds, _fitness_updates(spec, c), devices) for c in configs]
     history = {name: np.zeros(0, np.float32) for name in HISTORY}
     state = strategy.init(jax.random.key(spec.seed), solution, es_params)
     checkpoints = start = None
@@ -241,6 +243,10 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
         if snapshot is not None:
             state, history, start = snapshot.state, snapshot.history, snapshot.step
     start = start or 0
+    if out is not None:
+        from pgjax._meta_files import write_spec
+
+        write_spec(spec, out, start)
 
     def generation(g, state):
         key_ask, inner_keys, key_tell = _keys(spec, g)
@@ -252,7 +258,7 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
             compiled.extend(e.lower(members, inner_keys).compile() for e in evaluators)
             times["compile"] = time.perf_counter() - t0
         returns = [_normalised(spec, env, np.asarray(evaluate(members, inner_keys)))
-                   for env, evaluate in zip(spec.envs, compiled)]
+                   for env, evaluate in zip(spec.envs, compiled, strict=False)]
         fitness = np.mean(returns, axis=(0, 2))  # [population + 1]
         population_fitness = fitness[:-1]
         shaped = np.where(np.isnan(population_fitness), np.inf, -population_fitness)
@@ -296,3 +302,15 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
         write_meta(result, out)
     return result
 
+
+
+def resume_meta(out, *, generations: int | None = None, progress: bool = True,
+                devices=None) -> MetaResult:
+    """Continue the meta-learning run in ``out`` (its ``meta.json`` spec) from its newest good
+    checkpoint, optionally to a larger number of ``generations``."""
+    from pgjax._meta_files import read_spec
+
+    spec = read_spec(out)
+    if generations is not None:
+        spec = dataclasses.replace(spec, generations=generations)
+    return meta_train(spec, out, resume=True, progress=progress, devices=devices)
