@@ -107,3 +107,32 @@ def test_cli_meta_and_resume(tmp_path, capsys):
     assert main(["resume", out, "--quiet"]) == 0
     assert "ES mean fitness" in capsys.readouterr().out
     assert main(["meta", "lpo", "CartPole-v1", "--population", "3"]) == 2
+
+
+def test_shipped_drifts_are_valid_and_train_cartpole():
+    import pgjax
+    from pgjax.runner import final_returns
+
+    names = drifts.shipped()
+    assert names, "pgjax ships at least one learned drift"
+    ratio = jnp.linspace(0.2, 3.0, 57)[:, None]
+    advantage = jnp.linspace(-3.0, 3.0, 13)[None, :]
+    for name in names:
+        params = drifts.load(name)
+        kind = drifts.talpo if params.w_hidden.shape[0] == 16 else drifts.lpo
+        for progress in ((0.0, 0.5, 1.0) if kind is drifts.talpo else (None,)):
+            args = () if progress is None else (progress,)
+
+            def drift(r, a, args=args, kind=kind, params=params):
+                return kind(params, r, a, *args)
+
+            assert float(drift(ratio, advantage).min()) >= 0.0
+            at_one = drift(jnp.ones(13), advantage[0])
+            slope = jax.vmap(jax.grad(drift))(jnp.ones(13), advantage[0])
+            np.testing.assert_array_equal(np.asarray(at_one), 0.0)
+            np.testing.assert_array_equal(np.asarray(slope), 0.0)
+        config = pgjax.make_config(name, "CartPole-v1", total_timesteps=65_536)
+        keys = jax.random.split(jax.random.key(0), 2)
+        _, metrics = jax.jit(jax.vmap(pgjax.make_train(config)))(keys)
+        returns = final_returns({k: np.asarray(v) for k, v in metrics.items()})
+        assert np.mean(returns) > 150.0, (name, returns)  # a random policy scores ~22
