@@ -15,8 +15,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from pgjax.checkpoint import (CheckpointMismatch, CheckpointOptions, Checkpointer, _key_data,
-                              shape_signature)
+from pgjax.checkpoint import (
+    Checkpointer,
+    CheckpointMismatch,
+    CheckpointOptions,
+    _key_data,
+    shape_signature,
+)
 
 #: Where a sweep group keeps its checkpoints, under ``out/groups/<id>/``.
 CHECKPOINT_DIR = "checkpoints"

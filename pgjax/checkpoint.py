@@ -181,8 +181,8 @@ class Checkpointer:
             if jax.process_count() > 1:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 this = jax.process_index()
-                alone = dict(create=False, multiprocessing_options=ocp.options
-                             .MultiprocessingOptions(primary_host=this, active_processes={this}))
+                alone = {"create": False, "multiprocessing_options": ocp.options
+                         .MultiprocessingOptions(primary_host=this, active_processes={this})}
             self._manager = ocp.CheckpointManager(
                 self.directory,
                 options=ocp.CheckpointManagerOptions(

@@ -1,5 +1,6 @@
 """``pgjax train ALGO ENV [...]``, ``pgjax resume DIR``, ``pgjax sweep [SPEC]``, ``pgjax plot DIR``,
-``pgjax eval DIR`` and ``pgjax list``.
+``pgjax eval DIR`` and ``pgjax list``. ``pgjax resume`` continues a run or, given a sweep
+directory, the sweep.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
 not divide, a checkpoint of a different run, ...) prints one line naming the field and what is

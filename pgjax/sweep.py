@@ -44,8 +44,15 @@ import jax
 import numpy as np
 
 from pgjax import runner
-from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_groups,
-                                      checkpoint_options, global_array, group_identity, to_host)
+from pgjax._sweep_checkpoints import (
+    CHECKPOINT_DIR,
+    GroupCheckpoints,
+    check_groups,
+    checkpoint_options,
+    global_array,
+    group_identity,
+    to_host,
+)
 from pgjax._sweep_files import concatenate, done_flags, git_revision, sink_writer, write_group
 from pgjax.checkpoint import from_host
 from pgjax.config import make_config, stack_configs
@@ -203,7 +210,7 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
     process's). ``init`` and each chunk of updates are jitted once; seed ``s`` uses the key
     ``pgjax train`` gives seed ``s``, so every run equals ``make_train(config)(key)``.
     ``on_chunk(metrics)``, if given, receives each chunk's host metrics
-    (name → ``[configs, seeds, chunk_length]``).
+    (name → ``[configs, seeds, chunk_length]``; after a resume, the chunks run after it).
 
     With ``checkpoint`` (:class:`pgjax.checkpoint.CheckpointOptions`), the state and metrics
     so far are checkpointed into ``directory`` between chunks, and a group that finds

@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _sigkill import sigkill_after_checkpoint, tree_digest
 
 import pgjax
 import pgjax.cli
-from pgjax.checkpoint import (CheckpointMismatch, CheckpointOptions, Checkpointer,
-                              first_difference)
+from pgjax.checkpoint import Checkpointer, CheckpointMismatch, CheckpointOptions, first_difference
 from pgjax.runner import CHECKPOINT_DIR
-from _sigkill import sigkill_after_checkpoint, tree_digest
 
 TINY = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=4,
             total_timesteps=4 * 32 * 12)

@@ -9,12 +9,12 @@ import jax
 import numpy as np
 import pytest
 import yaml
+from _sigkill import sigkill_after_checkpoint, tree_digest
 
 import pgjax
 import pgjax.cli
-from pgjax.checkpoint import CheckpointMismatch, Checkpointer, to_host
-from pgjax.sweep import make_groups, load_spec
-from _sigkill import sigkill_after_checkpoint, tree_digest
+from pgjax.checkpoint import Checkpointer, CheckpointMismatch, to_host
+from pgjax.sweep import load_spec, make_groups
 
 # One group of 3 runs (3 seeds), padded to 4 on two host devices; 8 updates in chunks of one.
 SPEC = dict(algos=["ppo"], envs=["CartPole-v1"], seeds=3, grid={"learning_rate": [3e-3]},
