@@ -15,13 +15,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from pgjax.checkpoint import (
-    Checkpointer,
-    CheckpointMismatch,
-    CheckpointOptions,
-    _key_data,
-    shape_signature,
-)
+from pgjax.checkpoint import (Checkpointer, CheckpointMismatch, CheckpointOptions, _key_data,
+                              shape_signature)
 
 #: Where a sweep group keeps its checkpoints, under ``out/groups/<id>/``.
 CHECKPOINT_DIR = "checkpoints"

@@ -52,6 +52,11 @@ def write_group(result, directory: Path, swept: list, metric_names) -> None:
     tmp.replace(directory / "group.json")
 
 
+def join_chunks(chunks: list[dict]) -> dict:
+    """Chunks of host metrics (name → ``[runs, length]``) joined along updates."""
+    return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[-1]}
+
+
 def concatenate(paths, target: Path) -> None:
     """The CSV files ``paths`` as one file (one header)."""
     with open(target, "w") as out:

@@ -18,12 +18,11 @@ state with a leading (configuration × seed) axis, split across ``jax.devices()`
 devices, and every process's devices under ``jax.distributed``. A static hyperparameter in the
 grid (``num_envs``, ``num_steps``, …) therefore splits groups.
 
-Files in ``out``: ``spec.json`` (written first: ``pgjax resume OUT`` reads it),
-``groups/<id>/{metrics.csv,final.csv,group.json}`` per group (``group.json`` is written last and
-marks the group done: re-running the spec skips it), ``groups/<id>/checkpoints/`` (the group's
-state and metrics between chunks, :mod:`pgjax._sweep_checkpoints`: an unfinished group continues
-from the newest good one, bit-identically; once the group is done only its final checkpoint, the
-final state of every run, is kept), and over all groups
+Files in ``out``: ``spec.json`` (first; ``pgjax resume OUT`` reads it), per group
+``groups/<id>/{metrics.csv,final.csv,group.json}`` (``group.json`` is written last and marks the
+group done: re-running the spec skips it) and ``checkpoints/`` (:mod:`pgjax._sweep_checkpoints`:
+an unfinished group continues bit-identically from the newest good one; a done group keeps only
+the final one), and over all groups
 ``results.csv`` (long format: ``group, algo, env, seed, <swept hyperparameters>, update,
 env_steps, metric, value``), ``final.csv`` (one final return per run) and ``manifest.json``
 (spec, versions, devices, processes, git revision, compile and run seconds per group).
@@ -44,16 +43,10 @@ import jax
 import numpy as np
 
 from pgjax import runner
-from pgjax._sweep_checkpoints import (
-    CHECKPOINT_DIR,
-    GroupCheckpoints,
-    check_groups,
-    checkpoint_options,
-    global_array,
-    group_identity,
-    to_host,
-)
-from pgjax._sweep_files import concatenate, done_flags, git_revision, sink_writer, write_group
+from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_groups,
+                                      checkpoint_options, global_array, group_identity, to_host)
+from pgjax._sweep_files import (concatenate, done_flags, git_revision, join_chunks, sink_writer,
+                                write_group)
 from pgjax.checkpoint import from_host
 from pgjax.config import make_config, stack_configs
 from pgjax.trainer import make_trainer, metric_names
@@ -196,11 +189,6 @@ def _over_runs(fn, devices):
                          out_specs=sharding.spec, check_vma=False)
 
 
-def _join(chunks: list[dict]) -> dict:
-    """Chunks of host metrics (name → ``[runs, length]``) joined along updates."""
-    return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[-1]}
-
-
 def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: bool = False,
               on_chunk=None, checkpoint=None, directory=None) -> GroupResult:
     """Train every (configuration, seed) of ``group`` in one compiled program.
@@ -277,30 +265,33 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
         from tqdm.auto import tqdm
 
         bar = tqdm(total=runs * num_updates * batch, initial=runs * done * batch, unit="step",
-                   unit_scale=True,
-                   dynamic_ncols=True, desc=f"{group.id} ×{runs}")
+                   unit_scale=True, dynamic_ncols=True, desc=f"{group.id} ×{runs}")
     t0, resumed_at = time.perf_counter(), done if restored is not None else None
-    if saves is not None:
-        saves.start(done)
-    while done < num_updates:
-        state, metrics = chunk_fn(configs, state)
-        chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
-        done += length
-        if on_chunk is not None:
-            on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
-                      for k, v in chunks[-1].items()})
+    try:
         if saves is not None:
-            saves.maybe_save(done, state, lambda: _join(chunks), final=done == num_updates)
-        if bar is not None:
-            bar.update(runs * length * batch)
-    jax.block_until_ready(state)
-    if saves is not None:
-        saves.finish()
+            saves.start(done)
+        while done < num_updates:
+            state, metrics = chunk_fn(configs, state)
+            chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
+            done += length
+            if on_chunk is not None:
+                on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
+                          for k, v in chunks[-1].items()})
+            if saves is not None:
+                saves.maybe_save(done, state, lambda: join_chunks(chunks), final=done == num_updates)
+            if bar is not None:
+                bar.update(runs * length * batch)
+        jax.block_until_ready(state)
+        if saves is not None:
+            saves.finish()  # the final checkpoint is complete before group.json is written
+    finally:
+        if saves is not None:  # a background save finishes even when something failed
+            saves.close()
     run_seconds = init_seconds + time.perf_counter() - t0
     if bar is not None:
         bar.close()
     shape = (len(group.configs), group.seeds, num_updates)
-    joined = _join(chunks)
+    joined = join_chunks(chunks)
     metrics = {k: joined[k].reshape(shape) for k in metric_names(group.configs[0])}
     record = {
         "id": group.id, "algo": group.algo, "env": group.env,

@@ -108,3 +108,13 @@ def test_checkpoints_of_a_different_spec_are_refused(killed, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "chunk_length is 1 there and 2 here" in err
     assert tree_digest(out) == before
+
+
+def test_checkpoint_spec_key_is_validated():
+    assert load_spec(SPEC).checkpoint == {"every_seconds": None, "every_updates": 2, "keep": 3,
+                                          "async_save": True}
+    assert load_spec(SPEC, checkpoint=False).checkpoint is False
+    with pytest.raises(ValueError, match="^sweep: checkpoint: unknown option 'every'"):
+        load_spec(SPEC, checkpoint={"every": 3})
+    with pytest.raises(ValueError, match="^checkpoint keep: 0 must be a positive integer"):
+        load_spec(SPEC, checkpoint={"keep": 0})
