@@ -1,5 +1,6 @@
 """Shared by the kill-and-resume tests: a `pgjax` CLI subprocess killed with SIGKILL right after
-it wrote a checkpoint, and a digest of a directory's files (to show nothing was changed)."""
+it wrote a checkpoint, a truncated checkpoint, and a digest of a directory's files (to show
+nothing was changed)."""
 
 import hashlib
 import os
@@ -53,3 +54,11 @@ def tree_digest(path: Path) -> dict:
     """``relative path → SHA-256`` of every file under ``path``."""
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def truncate_state(step_dir: Path) -> None:
+    """Damage a checkpoint: truncate every data file of its ``state`` item to half."""
+    for path in (step_dir / "state").rglob("*"):
+        if path.is_file() and path.stat().st_size > 16:
+            with open(path, "r+b") as f:
+                f.truncate(path.stat().st_size // 2)
