@@ -1,4 +1,5 @@
-"""Files of a sweep: per-group long-format metrics, final returns and the done marker."""
+"""Files of a sweep: per-group long-format metrics, final returns and the done marker; metric
+sinks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pgjax import runner
+from pgjax._sweep_checkpoints import broadcast
 
 
 def _rows(result, swept, metric_names):
@@ -50,6 +52,11 @@ def write_group(result, directory: Path, swept: list, metric_names) -> None:
     tmp.replace(directory / "group.json")
 
 
+def join_chunks(chunks: list[dict]) -> dict:
+    """Chunks of host metrics (name → ``[runs, length]``) joined along updates."""
+    return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[-1]}
+
+
 def concatenate(paths, target: Path) -> None:
     """The CSV files ``paths`` as one file (one header)."""
     with open(target, "w") as out:
@@ -73,3 +80,24 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (rev + ("+dirty" if dirty else "")) or None
+
+
+def done_flags(groups, out: Path) -> list[bool]:
+    """Per group, whether its ``group.json`` exists (every process follows process 0's view)."""
+    flags = broadcast(np.array([(out / "groups" / g.id / "group.json").exists()
+                                for g in groups]))
+    return [bool(f) for f in np.asarray(flags)]
+
+
+def sink_writer(group, sinks):
+    """``on_chunk`` for :func:`pgjax.sweep.run_group`: each run's metrics to every sink."""
+    from pgjax.sinks import RunInfo
+
+    def write(metrics):
+        for c, hyper in enumerate(group.hyperparameters):
+            for s in range(group.seeds):
+                run = RunInfo(group.id, group.algo, group.env, s, hyper)
+                for sink in sinks:
+                    sink.write(run, {k: v[c, s] for k, v in metrics.items()})
+
+    return write

@@ -177,12 +177,18 @@ class Checkpointer:
     def manager(self):
         if self._manager is None:
             ocp = self._ocp
+            alone = {}  # under jax.distributed one process writes (a sweep's process 0)
+            if jax.process_count() > 1:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                this = jax.process_index()
+                alone = {"create": False, "multiprocessing_options": ocp.options
+                         .MultiprocessingOptions(primary_host=this, active_processes={this})}
             self._manager = ocp.CheckpointManager(
                 self.directory,
                 options=ocp.CheckpointManagerOptions(
                     max_to_keep=self.options.keep,
                     enable_async_checkpointing=self.options.async_save,
-                    create=True),
+                    **{"create": True, **alone}),
                 item_names=_ITEMS)
         return self._manager
 

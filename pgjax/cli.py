@@ -1,5 +1,6 @@
 """``pgjax train ALGO ENV [...]``, ``pgjax resume DIR``, ``pgjax sweep [SPEC]``, ``pgjax meta
-ALGO ENV``, ``pgjax plot DIR``, ``pgjax eval DIR`` and ``pgjax list``.
+ALGO ENV``, ``pgjax plot DIR``, ``pgjax eval DIR`` and ``pgjax list``. ``pgjax resume``
+continues a run or, given a sweep or meta-learning directory, the sweep or the meta run.
 
 Bad input (an unknown algorithm or env id, a value out of range, a batch that the minibatches do
 not divide, a checkpoint of a different run, ...) prints one line naming the field and what is
@@ -99,10 +100,13 @@ def cmd_resume(args) -> int:
     import pgjax  # sets XLA host devices before jax is imported
     from pgjax import _cli_meta
     from pgjax.runner import resume
+    from pgjax.sweep import is_sweep_dir, resume_sweep
 
     if (Path(args.dir) / "meta.json").exists():  # a `pgjax meta` directory
         return _cli_meta.resume(args.dir, args.quiet)
-
+    if is_sweep_dir(args.dir):  # a `pgjax sweep` directory: continue the sweep
+        return _sweep_report(resume_sweep(args.dir, progress=not args.quiet,
+                                          checkpoint=_checkpoint_options(args)))
     result = resume(args.dir, progress=not args.quiet, checkpoint=_checkpoint_options(args))
     _report(result, args.dir)
     return 0
@@ -200,12 +204,16 @@ def cmd_sweep(args) -> int:
         key, values = item.split("=", 1)
         grid[key.strip().replace("-", "_")] = [v for v in values.split(",") if v.strip()]
     overrides = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds,
-                 "seed": args.seed, "num_chunks": args.num_chunks, "sinks": args.sinks}
+                 "seed": args.seed, "num_chunks": args.num_chunks, "sinks": args.sinks,
+                 "checkpoint": _checkpoint_options(args)}
     if grid:
         overrides["grid"] = grid
     if args.set:
         overrides["set"] = _parse_sets(args.set)
-    result = sweep(args.spec, out=args.out, progress=not args.quiet, **overrides)
+    return _sweep_report(sweep(args.spec, out=args.out, progress=not args.quiet, **overrides))
+
+
+def _sweep_report(result) -> int:
     for record in result.manifest["groups"]:
         print(f"{record['id']:<32} {record['runs']:>4} runs  {record['status']:<8} compile "
               f"{record['compile_seconds']:6.1f} s  run {record['run_seconds']:7.1f} s  "
@@ -265,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _checkpoint_arguments(train)
     train.set_defaults(func=cmd_train)
-    resume = sub.add_parser("resume", help="continue a run from its latest good checkpoint")
-    resume.add_argument("dir", help="the run directory (its checkpoints/ folder)")
+    resume = sub.add_parser("resume", help="continue a run or a sweep from its latest good "
+                            "checkpoints")
+    resume.add_argument("dir", help="the run directory (its checkpoints/ folder) or a sweep "
+                        "directory (its spec.json)")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
     _checkpoint_arguments(resume)
     resume.set_defaults(func=cmd_resume)
@@ -292,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="optional metric sinks (one run per seed)")
     sw.add_argument("--out", default="sweeps/sweep", help="sweep directory (resumes if it exists)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    _checkpoint_arguments(sw)  # each group's, in DIR/groups/<id>/checkpoints
     sw.add_argument("--coordinator", default=None,
                     help="jax.distributed coordinator host:port (multi-process sweeps)")
     sw.add_argument("--num-processes", type=int, default=None, help="jax.distributed processes")

@@ -9,7 +9,8 @@ A *spec* (a YAML file, a dict, or keyword arguments) names the runs::
     grid: {learning_rate: [1e-4, 3e-4, 1e-3]}   # cartesian product
     list: [{gamma: 0.99, gae_lambda: 0.95}, {gamma: 0.999, gae_lambda: 0.9}]  # explicit points
     set: {total_timesteps: 500000} # fixed overrides of every run
-    num_chunks: 10                 # jitted chunks per group (progress; later, checkpoints)
+    num_chunks: 10                 # jitted chunks per group (progress, checkpoints)
+    checkpoint: {every_seconds: 60, every_updates: null, keep: 3}   # or false (CheckpointOptions)
 
 Every (algo, env, point) becomes a validated :class:`pgjax.Config`. Configs whose static
 (shape) fields agree form a *group*: one ``init`` and one chunk program, compiled once, over a
@@ -17,8 +18,11 @@ state with a leading (configuration × seed) axis, split across ``jax.devices()`
 devices, and every process's devices under ``jax.distributed``. A static hyperparameter in the
 grid (``num_envs``, ``num_steps``, …) therefore splits groups.
 
-Files in ``out``: ``groups/<id>/{metrics.csv,final.csv,group.json}`` per group (``group.json``
-is written last and marks the group done: re-running the spec skips it), and over all groups
+Files in ``out``: ``spec.json`` (first; ``pgjax resume OUT`` reads it), per group
+``groups/<id>/{metrics.csv,final.csv,group.json}`` (``group.json`` is written last and marks the
+group done: re-running the spec skips it) and ``checkpoints/`` (:mod:`pgjax._sweep_checkpoints`:
+an unfinished group continues bit-identically from the newest good one; a done group keeps only
+the final one), and over all groups
 ``results.csv`` (long format: ``group, algo, env, seed, <swept hyperparameters>, update,
 env_steps, metric, value``), ``final.csv`` (one final return per run) and ``manifest.json``
 (spec, versions, devices, processes, git revision, compile and run seconds per group).
@@ -39,15 +43,21 @@ import jax
 import numpy as np
 
 from pgjax import runner
-from pgjax._sweep_files import concatenate, git_revision, write_group
+from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_groups,
+                                      checkpoint_options, global_array, group_identity, to_host)
+from pgjax._sweep_files import (concatenate, done_flags, git_revision, join_chunks, sink_writer,
+                                write_group)
+from pgjax.checkpoint import from_host
 from pgjax.config import make_config, stack_configs
 from pgjax.trainer import make_trainer, metric_names
 
-__all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "load_spec", "make_groups",
-           "run_group", "sweep"]
+__all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "is_sweep_dir", "load_spec",
+           "make_groups", "resume_sweep", "run_group", "sweep"]
 
 _SPEC_KEYS = ("algos", "envs", "seeds", "seed", "grid", "list", "set", "num_chunks", "metrics",
-              "sinks")
+              "sinks", "checkpoint")
+#: The spec of a sweep, written into ``out`` when it starts (``pgjax resume OUT`` reads it).
+SPEC_FILE = "spec.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,8 @@ class SweepSpec:
     #: metrics in results.csv; () = every metric the algorithm reports (METRICS, then its own)
     metrics: tuple = ()
     sinks: tuple = ()  #: optional metric sinks, ``"tensorboard"`` / ``"wandb"`` (pgjax.sinks)
+    #: CheckpointOptions fields (dict) for each group's checkpoints; None: defaults; False: off
+    checkpoint: dict | bool | None = None
 
     def points(self) -> list[dict]:
         """Hyperparameter points: each ``list`` entry × the cartesian product of ``grid``."""
@@ -106,8 +118,12 @@ def load_spec(spec=None, **overrides) -> SweepSpec:
     for key in ("seeds", "num_chunks"):
         if key in values and (not isinstance(values[key], int) or values[key] < 1):
             raise ValueError(f"sweep: {key}: {values[key]!r} must be a positive integer")
+    checkpoint = values.get("checkpoint")
+    options = checkpoint_options(checkpoint)  # validated here, before anything runs
+    if checkpoint is not None and checkpoint is not False:
+        checkpoint = dataclasses.asdict(options)
     return SweepSpec(
-        algos=algos, envs=tuple([envs] if isinstance(envs, str) else envs),
+        checkpoint=checkpoint, algos=algos, envs=tuple([envs] if isinstance(envs, str) else envs),
         seeds=values.get("seeds", 1), seed=int(values.get("seed", 0)), grid=grid,
         list=tuple(dict(e) for e in values.get("list") or ()), set=dict(values.get("set") or {}),
         num_chunks=values.get("num_chunks", 10),
@@ -160,21 +176,6 @@ class GroupResult:
     record: dict  #: what ``group.json`` holds (timings, devices, status)
 
 
-def _global_array(host: np.ndarray, devices, sharding):
-    """``host`` (identical in every process) as one array split over ``devices``."""
-    if len(devices) == 1:
-        return jax.device_put(host, devices[0])
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-
-def _to_host(tree):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
-
-
 def _over_runs(fn, devices):
     """``fn`` mapped over a leading run axis split across ``devices``: as
     :func:`pgjax.runner._over_seeds`, except that runs are vmapped wherever a process holds a
@@ -189,7 +190,7 @@ def _over_runs(fn, devices):
 
 
 def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: bool = False,
-              on_chunk=None) -> GroupResult:
+              on_chunk=None, checkpoint=None, directory=None) -> GroupResult:
     """Train every (configuration, seed) of ``group`` in one compiled program.
 
     The state has a leading axis of ``configs × seeds`` runs (padded with copies of run 0 to a
@@ -197,7 +198,12 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
     process's). ``init`` and each chunk of updates are jitted once; seed ``s`` uses the key
     ``pgjax train`` gives seed ``s``, so every run equals ``make_train(config)(key)``.
     ``on_chunk(metrics)``, if given, receives each chunk's host metrics
-    (name → ``[configs, seeds, chunk_length]``).
+    (name → ``[configs, seeds, chunk_length]``; after a resume, the chunks run after it).
+
+    With ``checkpoint`` (:class:`pgjax.checkpoint.CheckpointOptions`), the state and metrics
+    so far are checkpointed into ``directory`` between chunks, and a group that finds
+    checkpoints there continues from the newest good one (:mod:`pgjax._sweep_checkpoints`);
+    the result is bit-identical to an uninterrupted run on CPU.
     """
     start_wall = time.perf_counter()
     devices = list(devices if devices is not None else jax.devices())
@@ -211,8 +217,8 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
     key_data = np.asarray(jax.random.key_data(
         jax.random.split(jax.random.key(group.seed), group.seeds)))
     sharding = runner._seed_sharding(devices) if len(devices) > 1 else None
-    configs = jax.tree.map(lambda x: _global_array(x[config_index], devices, sharding), stacked)
-    keys = _global_array(key_data[seed_index], devices, sharding)
+    configs = jax.tree.map(lambda x: global_array(x[config_index], devices, sharding), stacked)
+    keys = global_array(key_data[seed_index], devices, sharding)
     num_updates = group.configs[0].num_updates
     length = runner.chunk_length(num_updates, num_chunks)
 
@@ -228,14 +234,29 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
     mapped_init = _over_runs(init, devices)
     mapped_chunk = _over_runs(chunk, devices)
     t0 = time.perf_counter()
-    init_fn = jax.jit(lambda c, k: mapped_init((c, k))).lower(configs, keys).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    state = init_fn(configs, keys)
+    init_jit = jax.jit(lambda c, k: mapped_init((c, k)))
+    chunk_jit = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
+    saves, restored = None, None
+    if checkpoint is not None:
+        like = jax.eval_shape(init_jit, configs, keys)
+        saves = GroupCheckpoints(directory, checkpoint, group_identity(group, length, like), runs)
+        restored = saves.restore(like, lambda step: jax.tree.map(  # metric dtypes
+            lambda v: np.zeros((runs, step), v.dtype), jax.eval_shape(chunk_jit, configs, like)[1]))
+    if restored is None:
+        init_fn = init_jit.lower(configs, keys).compile()
+        compile_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        state, done, chunks = init_fn(configs, keys), 0, []
+    else:  # padded runs are copies of run ``which[i]``, at the same state
+        compile_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        done, host, history = restored
+        state = from_host(jax.tree.map(lambda x: global_array(x[which], devices, sharding),
+                                       host), like)
+        chunks = [history]
     init_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    chunk_fn = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1) \
-        .lower(configs, state).compile()
+    chunk_fn = chunk_jit.lower(configs, state).compile()
     compile_seconds += time.perf_counter() - t0
 
     batch = group.configs[0].batch_size
@@ -243,35 +264,48 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=runs * num_updates * batch, unit="step", unit_scale=True,
-                   dynamic_ncols=True, desc=f"{group.id} ×{runs}")
-    chunks, t0 = [], time.perf_counter()
-    for _ in range(num_updates // length):
-        state, metrics = chunk_fn(configs, state)
-        chunks.append({k: np.asarray(v)[:runs] for k, v in _to_host(metrics).items()})
-        if on_chunk is not None:
-            on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
-                      for k, v in chunks[-1].items()})
-        if bar is not None:
-            bar.update(runs * length * batch)
-    jax.block_until_ready(state)
+        bar = tqdm(total=runs * num_updates * batch, initial=runs * done * batch, unit="step",
+                   unit_scale=True, dynamic_ncols=True, desc=f"{group.id} ×{runs}")
+    t0, resumed_at = time.perf_counter(), done if restored is not None else None
+    try:
+        if saves is not None:
+            saves.start(done)
+        while done < num_updates:
+            state, metrics = chunk_fn(configs, state)
+            chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
+            done += length
+            if on_chunk is not None:
+                on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
+                          for k, v in chunks[-1].items()})
+            if saves is not None:
+                saves.maybe_save(done, state, lambda: join_chunks(chunks), final=done == num_updates)
+            if bar is not None:
+                bar.update(runs * length * batch)
+        jax.block_until_ready(state)
+        if saves is not None:
+            saves.finish()  # the final checkpoint is complete before group.json is written
+    finally:
+        if saves is not None:  # a background save finishes even when something failed
+            saves.close()
     run_seconds = init_seconds + time.perf_counter() - t0
     if bar is not None:
         bar.close()
     shape = (len(group.configs), group.seeds, num_updates)
-    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1).reshape(shape)
-               for k in metric_names(group.configs[0])}
+    joined = join_chunks(chunks)
+    metrics = {k: joined[k].reshape(shape) for k in metric_names(group.configs[0])}
     record = {
         "id": group.id, "algo": group.algo, "env": group.env,
         "configs": len(group.configs), "seeds": group.seeds, "runs": runs,
         "padded_runs": padded, "hyperparameters": list(group.hyperparameters),
         "num_updates": num_updates, "env_steps_per_run": num_updates * batch,
         "compile_seconds": compile_seconds, "run_seconds": run_seconds,
-        "steps_per_second": runs * num_updates * batch / run_seconds,
+        "steps_per_second": runs * (num_updates - (resumed_at or 0)) * batch / run_seconds,
         "wall_seconds": time.perf_counter() - start_wall,
         "chunks": num_updates // length, "devices": [str(d) for d in devices],
         "processes": jax.process_count(), "config": group.configs[0].to_dict(),
-        "status": "ran",
+        "resumed_at_update": resumed_at,
+        "checkpoints_written": 0 if saves is None else saves.saved,
+        "status": "ran" if resumed_at is None else "continued",
     }
     return GroupResult(group, metrics, record)
 
@@ -283,35 +317,14 @@ class SweepResult:
     groups: list  #: :class:`GroupResult` per group (``metrics`` None for resumed ones)
 
 
-def _done_flags(groups, out: Path) -> list[bool]:
-    flags = np.array([(out / "groups" / g.id / "group.json").exists() for g in groups])
-    if jax.process_count() > 1:  # every process follows process 0's view of the files
-        from jax.experimental import multihost_utils
-
-        flags = multihost_utils.broadcast_one_to_all(flags)
-    return [bool(f) for f in np.asarray(flags)]
-
-
-def _sink_writer(group: Group, sinks):
-    from pgjax.sinks import RunInfo
-
-    def write(metrics):
-        for c, hyper in enumerate(group.hyperparameters):
-            for s in range(group.seeds):
-                run = RunInfo(group.id, group.algo, group.env, s, hyper)
-                for sink in sinks:
-                    sink.write(run, {k: v[c, s] for k, v in metrics.items()})
-
-    return write
-
-
 def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
           **overrides) -> SweepResult:
     """Run a sweep (see the module docstring for the spec) and write its files into ``out``.
 
-    Groups already done in ``out`` (their ``group.json`` exists) are skipped, so re-running an
-    interrupted sweep finishes it. Under ``jax.distributed`` every process calls ``sweep`` with
-    the same spec; process 0 writes the files.
+    Groups already done in ``out`` (their ``group.json`` exists) are skipped and an unfinished
+    group continues from its newest good checkpoint (spec key ``checkpoint``), so re-running an
+    interrupted sweep (or :func:`resume_sweep`) finishes it. Under ``jax.distributed`` every
+    process calls ``sweep`` with the same spec; process 0 writes the files.
 
     Example:
       >>> import pgjax
@@ -325,7 +338,14 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     groups = make_groups(spec)
     out = Path(out)
     writer = jax.process_index() == 0
-    done = _done_flags(groups, out)
+    done = done_flags(groups, out)
+    options = checkpoint_options(spec.checkpoint)
+    todo = [g for g, finished in zip(groups, done) if not finished and options is not None]
+    check_groups(todo, [out / "groups" / g.id / CHECKPOINT_DIR for g in todo],
+                 [runner.chunk_length(g.configs[0].num_updates, spec.num_chunks) for g in todo])
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, default=str))
     results = []
     sinks = []
     if writer and spec.sinks:
@@ -340,7 +360,8 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
             continue
         result = run_group(group, num_chunks=spec.num_chunks, devices=devices,
                            progress=progress and writer,
-                           on_chunk=_sink_writer(group, sinks) if sinks else None)
+                           on_chunk=sink_writer(group, sinks) if sinks else None,
+                           checkpoint=options, directory=directory / CHECKPOINT_DIR)
         if writer:
             write_group(result, directory, spec.swept(), spec.metrics)
         results.append(result)
@@ -357,6 +378,24 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
         concatenate([d / "final.csv" for d in dirs], out / "final.csv")
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return SweepResult(out, manifest, results)
+
+
+def is_sweep_dir(out) -> bool:
+    """Whether ``out`` was written by :func:`sweep` (it holds the sweep's spec file)."""
+    return (Path(out) / SPEC_FILE).is_file()
+
+
+def resume_sweep(out, *, checkpoint=None, **kwargs) -> SweepResult:
+    """Continue the sweep in ``out`` with the spec it was started with (``pgjax resume OUT``):
+    finished groups are skipped, an unfinished one continues from its newest good checkpoint.
+    ``checkpoint`` (None: the sweep's own options) and ``kwargs`` go to :func:`sweep`."""
+    if not is_sweep_dir(out):
+        raise ValueError(f"resume: {out} has no {SPEC_FILE} (a directory written by "
+                         "`pgjax sweep`)")
+    spec = json.loads((Path(out) / SPEC_FILE).read_text())
+    if checkpoint is not None:
+        spec["checkpoint"] = checkpoint
+    return sweep(spec, out=out, **kwargs)
 
 
 class _CallableModule(type(os)):

@@ -2,30 +2,21 @@
 uninterrupted one; a damaged latest checkpoint falls back to the previous; a checkpoint of a
 different run is refused naming the difference, and nothing is overwritten."""
 
-import hashlib
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _sigkill import sigkill_after_checkpoint, tree_digest, truncate_state
 
 import pgjax
 import pgjax.cli
-from pgjax.checkpoint import (CheckpointMismatch, CheckpointOptions, Checkpointer,
-                              first_difference)
+from pgjax.checkpoint import Checkpointer, CheckpointMismatch, CheckpointOptions, first_difference
 from pgjax.runner import CHECKPOINT_DIR
 
 TINY = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=4,
             total_timesteps=4 * 32 * 12)
 SETS = [f"{k}={v}" for k, v in TINY.items()]
 SEEDS = 2
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,47 +40,11 @@ def assert_same_run(result, reference):
         np.testing.assert_array_equal(result.metrics[name], reference.metrics[name], name)
 
 
-def tree_digest(path: Path) -> dict:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-CHILD = textwrap.dedent("""
-    import sys, time
-    import pgjax
-    from pgjax import checkpoint, cli
-
-    save = checkpoint.Checkpointer.save
-
-    def save_then_stall(self, step, *args, **kwargs):  # a stand-in for a long run
-        save(self, step, *args, **kwargs)
-        self.wait()
-        if step >= {kill_after}:
-            print(f"saved {{step}}", flush=True)
-            time.sleep(600)
-
-    checkpoint.Checkpointer.save = save_then_stall
-    sys.exit(cli.main(sys.argv[1:]))
-""")
-
-
 def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path):
     out = tmp_path / "run"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(kill_after=6))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = subprocess.Popen(
-        [sys.executable, str(script), "train", "ppo", "CartPole-v1", "--seeds", str(SEEDS),
-         "--out", str(out), "--quiet", "--checkpoint-every-updates", "2", "--set", *SETS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = child.stdout.readline()
-        assert line.startswith("saved 6"), (line, child.stderr.read() if not line else "")
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
+    sigkill_after_checkpoint(["train", "ppo", "CartPole-v1", "--seeds", str(SEEDS), "--out",
+                              str(out), "--quiet", "--checkpoint-every-updates", "2", "--set",
+                              *SETS], 6, tmp_path)
     assert not (out / "metrics.csv").exists()  # it really died mid-run
     assert Checkpointer(out / CHECKPOINT_DIR).steps() == [2, 4, 6]
 
@@ -118,10 +73,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(checkpointed, unin
 
     shutil.copytree(checkpointed, out)
     assert Checkpointer(out / CHECKPOINT_DIR).steps() == [4, 8, 12]
-    for path in (out / CHECKPOINT_DIR / "12" / "state").rglob("*"):
-        if path.is_file() and path.stat().st_size > 16:
-            with open(path, "r+b") as f:  # truncate every data file of the newest checkpoint
-                f.truncate(path.stat().st_size // 2)
+    truncate_state(out / CHECKPOINT_DIR / "12")  # the newest checkpoint
     with pytest.warns(UserWarning, match="checkpoint 12 .* is damaged .* falling back"):
         resumed = pgjax.resume(out, progress=False)
     assert resumed.summary["resumed_at_update"] == 8

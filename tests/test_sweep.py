@@ -13,6 +13,7 @@ import pytest
 
 import pgjax
 import pgjax.sweep as sweep_module
+from pgjax.checkpoint import Checkpointer
 from pgjax.sweep import load_spec, make_groups, run_group
 
 TINY = dict(num_steps=32, num_epochs=2, num_minibatches=4, total_timesteps=4 * 32 * 6)
@@ -166,6 +167,8 @@ def test_two_processes_joined_by_jax_distributed_match_one_process(swept, tmp_pa
     manifest = json.loads((tmp_path / "dist" / "manifest.json").read_text())
     assert manifest["processes"] == 2 and len(manifest["groups"][0]["devices"]) == 2
     group = result.groups[0].group.id
+    # Process 0 alone wrote the group's final checkpoint (the default options).
+    assert Checkpointer(tmp_path / "dist" / "groups" / group / "checkpoints").steps() == [6]
     dist = _read(tmp_path / "dist" / "groups" / group / "metrics.csv")
     single = _read(out / "groups" / group / "metrics.csv")
     assert len(dist) == len(single)
