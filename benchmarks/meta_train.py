@@ -32,8 +32,10 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def spec_from(args) -> meta.MetaSpec:
+    overrides = dict(item.split("=", 1) for item in args.set or [])
     return meta.MetaSpec(algo=args.algo, envs=(args.env,),
-                         set={"total_timesteps": args.total_timesteps},
+                         set={"total_timesteps": args.total_timesteps, **overrides},
+                         sigma=args.sigma, learning_rate=args.learning_rate,
                          generations=args.generations, population_size=args.population,
                          inner_seeds=args.inner_seeds, seed=args.seed,
                          fitness_updates=args.fitness_updates)
@@ -129,6 +131,9 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--inner-seeds", type=int, default=2)
     parser.add_argument("--fitness-updates", type=int, default=None)
+    parser.add_argument("--sigma", type=float, default=0.04)
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="inner config overrides")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate", action="store_true")
     parser.add_argument("--eval-seeds", type=int, default=32)
