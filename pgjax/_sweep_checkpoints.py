@@ -174,3 +174,31 @@ def check_groups(groups, directories, chunk_lengths) -> None:
     if int(broadcast(np.int32(error is not None))):
         raise error or CheckpointMismatch("resume: process 0 found checkpoints of a different "
                                           "run in the sweep directory; nothing was changed")
+
+
+def check_group_faults(group, metrics: dict, first_update: int, saves) -> None:
+    """Raise :class:`pgjax.runner.NumericalFault` for the first update of a group's chunk
+    (``metrics``: name → ``[runs, length]``, runs ordered config-major) whose ``nonfinite`` code
+    is set, naming the update, the quantity, the run's hyperparameters and seed, and the
+    checkpoints kept (none is written after the fault)."""
+    from pgjax.runner import NumericalFault
+    from pgjax.trainer import FAULT_CHECKS
+
+    code = np.asarray(metrics["nonfinite"])
+    if not code.any():
+        return
+    update = int(np.argmax(code.any(axis=0)))
+    run = int(np.argmax(code[:, update] > 0))
+    what = FAULT_CHECKS[int(code[run, update]) - 1]
+    point = group.hyperparameters[run // group.seeds]
+    where = ", ".join([f"{k}={v}" for k, v in point.items()] + [f"seed {run % group.seeds}"])
+    kept = "no checkpoint"
+    if saves is not None and saves.checkpointer is not None:
+        saves.checkpointer.wait()
+        steps = saves.checkpointer.steps()
+        if steps:
+            kept = f"last finite checkpoint: update {steps[-1]} in {saves.checkpointer.directory}"
+    raise NumericalFault(f"numerical fault: {what} is NaN or infinite at update "
+                         f"{first_update + update} of group {group.id} ({group.algo} on "
+                         f"{group.env}, {where}); the sweep stopped, {kept} (set "
+                         "skip_nonfinite=true to skip such updates instead)")

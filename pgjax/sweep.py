@@ -43,8 +43,9 @@ import jax
 import numpy as np
 
 from pgjax import runner
-from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_groups,
-                                      checkpoint_options, global_array, group_identity, to_host)
+from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_group_faults,
+                                      check_groups, checkpoint_options, global_array,
+                                      group_identity, to_host)
 from pgjax._sweep_files import (concatenate, done_flags, git_revision, join_chunks, sink_writer,
                                 write_group)
 from pgjax.checkpoint import from_host
@@ -273,6 +274,8 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
         while done < num_updates:
             state, metrics = chunk_fn(configs, state)
             chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
+            if not group.configs[0].skip_nonfinite:
+                check_group_faults(group, chunks[-1], done + 1, saves)
             done += length
             if on_chunk is not None:
                 on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)

@@ -98,3 +98,15 @@ def test_fault_codes_name_the_first_nonfinite_quantity():
     assert FAULT_CHECKS[int(first_nonfinite(bad)) - 1] == "params"
     worse = {**bad, "grad_norm": jnp.float32(jnp.nan)}
     assert FAULT_CHECKS[int(first_nonfinite(worse)) - 1] == "grad_norm"
+
+
+def test_a_sweep_stops_at_a_fault_naming_the_run(tmp_path):
+    spec = {"algos": ["ppo"], "envs": ["test/NaNCartPole"], "seeds": 2, "num_chunks": 6,
+            "grid": {"learning_rate": [5e-4, 1e-3]}, "set": TINY}
+    with pytest.raises(NumericalFault) as error:
+        pgjax.sweep(spec, out=tmp_path / "sweep", progress=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("numerical fault: reward is NaN or infinite at update 3 of group ")
+    assert "(ppo on test/NaNCartPole, learning_rate=0.0005, seed 0); the sweep stopped" in message
+    assert not list((tmp_path / "sweep").glob("groups/*/group.json"))  # not marked done
