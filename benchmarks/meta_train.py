@@ -36,6 +36,7 @@ def spec_from(args) -> meta.MetaSpec:
     return meta.MetaSpec(algo=args.algo, envs=(args.env,),
                          set={"total_timesteps": args.total_timesteps, **overrides},
                          sigma=args.sigma, learning_rate=args.learning_rate,
+                         drift_hidden=args.drift_hidden,
                          generations=args.generations, population_size=args.population,
                          inner_seeds=args.inner_seeds, seed=args.seed,
                          fitness_updates=args.fitness_updates)
@@ -75,8 +76,9 @@ def speed(spec: meta.MetaSpec, repeats: int) -> dict:
     single-run program; medians over ``repeats``, compile excluded."""
     config = spec.configs()[0]
     updates = meta._fitness_updates(spec, config)
-    strategy, params = meta.make_strategy(spec, config.drift_params)
-    state = strategy.init(jax.random.key(0), config.drift_params, params)
+    solution = spec.initial_params(config)
+    strategy, params = meta.make_strategy(spec, solution)
+    state = strategy.init(jax.random.key(0), solution, params)
     population, state = strategy.ask(jax.random.key(1), state, params)
     members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population,
                            strategy.get_mean(state))
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--inner-seeds", type=int, default=2)
     parser.add_argument("--fitness-updates", type=int, default=None)
     parser.add_argument("--sigma", type=float, default=0.04)
+    parser.add_argument("--drift-hidden", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="inner config overrides")
     parser.add_argument("--seed", type=int, default=0)

@@ -198,28 +198,29 @@ def talpo(params: DriftNetParams, ratio, advantage, progress, *, ppo_init=True, 
     return _learned_drift(params, features, ratio, advantage, ppo_init, epsilon)
 
 
-def _init_drift_net(num_features, key, scale):
+def _init_drift_net(num_features, key, scale, hidden):
     if key is None:
-        return DriftNetParams(jnp.zeros((num_features, LPO_HIDDEN)), jnp.zeros((LPO_HIDDEN,)))
+        return DriftNetParams(jnp.zeros((num_features, hidden)), jnp.zeros((hidden,)))
     key_hidden, key_out = jax.random.split(key)
-    return DriftNetParams(scale * jax.random.normal(key_hidden, (num_features, LPO_HIDDEN)),
-                          scale * jax.random.normal(key_out, (LPO_HIDDEN,)))
+    return DriftNetParams(scale * jax.random.normal(key_hidden, (num_features, hidden)),
+                          scale * jax.random.normal(key_out, (hidden,)))
 
 
-def init_lpo(key=None, scale=0.04):
-    """Parameters of :func:`lpo` (8 × 128 + 128 = 1,152 numbers): zeros when ``key`` is None
-    (the evolution-strategy mean of Lu et al. 2022, where LPO starts as PPO), else
-    ``scale``-times standard-normal draws.
+def init_lpo(key=None, scale=0.04, hidden=LPO_HIDDEN):
+    """Parameters of :func:`lpo` (8 × 128 + 128 = 1,152 numbers with the paper's ``hidden``
+    width 128): zeros when ``key`` is None (the evolution-strategy mean of Lu et al. 2022,
+    where LPO starts as PPO), else ``scale``-times standard-normal draws. A narrower net is the
+    same drift family with fewer parameters for an evolution strategy to search.
 
     Example:
       >>> from pgjax import drifts
       >>> drifts.init_lpo().w_hidden.shape
       (8, 128)
     """
-    return _init_drift_net(8, key, scale)
+    return _init_drift_net(8, key, scale, hidden)
 
 
-def init_talpo(key=None, scale=0.04):
+def init_talpo(key=None, scale=0.04, hidden=LPO_HIDDEN):
     """Parameters of :func:`talpo` (16 × 128 + 128 = 2,176 numbers); see :func:`init_lpo`.
 
     Example:
@@ -228,7 +229,7 @@ def init_talpo(key=None, scale=0.04):
       >>> drifts.init_talpo(jax.random.key(0)).w_hidden.shape
       (16, 128)
     """
-    return _init_drift_net(16, key, scale)
+    return _init_drift_net(16, key, scale, hidden)
 
 
 def save_params(path, params: DriftNetParams) -> None:

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pgjax import runner
+from pgjax import drifts, runner
 from pgjax.checkpoint import Checkpointer, CheckpointOptions
 from pgjax.config import Config, make_config
 from pgjax.sweep import _over_runs
@@ -76,6 +76,9 @@ class MetaSpec:
     fitness_updates: int | None = None
     #: env → (low, high): fitness (R − low)/(high − low), averaged over envs; needed for >1 env
     normalize: dict = dataclasses.field(default_factory=dict)
+    #: hidden width of the learned (lpo, talpo) drift net to evolve; None = the algorithm's
+    #: default (128, Lu et al.). Narrower nets have fewer parameters for the ES to search.
+    drift_hidden: int | None = None
 
     def __post_init__(self):
         for name in ("generations", "population_size", "inner_seeds"):
@@ -87,6 +90,10 @@ class MetaSpec:
                              "(Open_ES samples antithetic pairs)")
         if not self.envs:
             raise ValueError("meta: envs is empty")
+        if self.drift_hidden is not None and (
+                not isinstance(self.drift_hidden, int) or self.drift_hidden < 1):
+            raise ValueError(f"meta: drift_hidden: {self.drift_hidden!r} must be a positive "
+                             "integer or None")
         missing = [e for e in self.envs if len(self.envs) > 1 and e not in self.normalize]
         if missing:
             raise ValueError(f"meta: normalize: no (low, high) for {missing[0]!r}; several "
@@ -103,6 +110,17 @@ class MetaSpec:
             raise ValueError(f"meta: algo {self.algo!r} has no drift parameters to evolve "
                              "(lpo, talpo, or mirror with drift_params)")
         return configs
+
+    def initial_params(self, config: Config):
+        """The initial ES mean: the config's drift parameters, zeros of ``drift_hidden``
+        width for lpo/talpo when it is set."""
+        params = config.drift_params
+        if self.drift_hidden is None:
+            return params
+        if not isinstance(params, drifts.DriftNetParams):
+            raise ValueError("meta: drift_hidden applies to the lpo and talpo drift networks")
+        return drifts.DriftNetParams(jnp.zeros((params.w_hidden.shape[0], self.drift_hidden)),
+                                     jnp.zeros((self.drift_hidden,)))
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -224,7 +242,7 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
     training runs, e.g. to meta-learn against a cheaper or a custom objective.
     """
     configs = spec.configs()
-    solution = init_params if init_params is not None else configs[0].drift_params
+    solution = init_params if init_params is not None else spec.initial_params(configs[0])
     strategy, es_params = make_strategy(spec, solution)
     evaluators = [jax.jit(fitness_fn)] if fitness_fn is not None else [
         make_evaluate(c, spec.inner_seeds, _fitness_updates(spec, c), devices) for c in configs]
