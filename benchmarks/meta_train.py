@@ -36,7 +36,7 @@ def spec_from(args) -> meta.MetaSpec:
     return meta.MetaSpec(algo=args.algo, envs=(args.env,),
                          set={"total_timesteps": args.total_timesteps, **overrides},
                          sigma=args.sigma, learning_rate=args.learning_rate,
-                         drift_hidden=args.drift_hidden,
+                         drift_hidden=args.drift_hidden, init_scale=args.init_scale,
                          generations=args.generations, population_size=args.population,
                          inner_seeds=args.inner_seeds, seed=args.seed,
                          fitness_updates=args.fitness_updates)
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--fitness-updates", type=int, default=None)
     parser.add_argument("--sigma", type=float, default=0.04)
     parser.add_argument("--drift-hidden", type=int, default=None)
+    parser.add_argument("--init-scale", type=float, default=0.0)
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="inner config overrides")
     parser.add_argument("--seed", type=int, default=0)

@@ -79,6 +79,11 @@ class MetaSpec:
     #: hidden width of the learned (lpo, talpo) drift net to evolve; None = the algorithm's
     #: default (128, Lu et al.). Narrower nets have fewer parameters for the ES to search.
     drift_hidden: int | None = None
+    #: std of a normal draw for the initial mean of a learned drift net; 0 = zeros (exactly
+    #: PPO with ``lpo_ppo_init``). The net is odd (f(−φ) = f(φ) when every weight flips
+    #: sign), so at φ = 0 each antithetic pair ±σz is one drift, the ES objective is even and
+    #: its gradient is 0: a small random start breaks that symmetry.
+    init_scale: float = 0.0
 
     def __post_init__(self):
         for name in ("generations", "population_size", "inner_seeds"):
@@ -112,15 +117,20 @@ class MetaSpec:
         return configs
 
     def initial_params(self, config: Config):
-        """The initial ES mean: the config's drift parameters, zeros of ``drift_hidden``
-        width for lpo/talpo when it is set."""
+        """The initial ES mean: the config's drift parameters or, for the lpo/talpo networks
+        with ``drift_hidden`` or ``init_scale`` set, a net of that width drawn at that scale
+        (zeros at scale 0) from key ``seed``."""
         params = config.drift_params
-        if self.drift_hidden is None:
+        if self.drift_hidden is None and not self.init_scale:
             return params
         if not isinstance(params, drifts.DriftNetParams):
-            raise ValueError("meta: drift_hidden applies to the lpo and talpo drift networks")
-        return drifts.DriftNetParams(jnp.zeros((params.w_hidden.shape[0], self.drift_hidden)),
-                                     jnp.zeros((self.drift_hidden,)))
+            raise ValueError("meta: drift_hidden and init_scale apply to the lpo and talpo "
+                             "drift networks")
+        hidden = self.drift_hidden or params.w_hidden.shape[1]
+        key = jax.random.fold_in(jax.random.key(self.seed), 2**31 - 1) \
+            if self.init_scale else None
+        init = drifts.init_talpo if params.w_hidden.shape[0] == 16 else drifts.init_lpo
+        return init(key, scale=self.init_scale, hidden=hidden)
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
