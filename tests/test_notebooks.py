@@ -2,8 +2,8 @@
 run headless, start to finish, at their tiny budget (PGJAX_NOTEBOOK_BUDGET=tiny).
 
 Each notebook is executed in memory; the committed file (with its full-budget outputs) is never
-written. The kernel is this interpreter (nbclient starts ``python3`` as ``sys.executable``) and
-imports the pgjax of this checkout (PYTHONPATH)."""
+written. The kernel is this interpreter (jupyter_client runs the ``python3`` kernel with
+``sys.executable``) and imports the pgjax of this checkout (PYTHONPATH)."""
 
 import os
 from pathlib import Path
