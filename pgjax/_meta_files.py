@@ -57,12 +57,10 @@ def write_meta(result, out) -> None:
 
 def plot_fitness(history: dict, path, title: str = "") -> None:
     """Population mean and best fitness, and the ES mean's, per generation."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     generations = np.arange(len(history["mean_fitness"]))
     ax.plot(generations, history["population_mean"], label="population mean")
     ax.plot(generations, history["population_best"], label="population best", alpha=0.6)
@@ -73,4 +71,3 @@ def plot_fitness(history: dict, path, title: str = "") -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
