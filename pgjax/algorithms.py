@@ -8,7 +8,7 @@ the per-sample drift D of ``E[r·Â − D]`` (Mirror Learning, Kuba et al. 2022,
 Example:
   >>> from pgjax.algorithms import ALGORITHMS
   >>> sorted(ALGORITHMS)
-  ['dpo', 'fixpo', 'lpo', 'mdpo', 'mirror', 'ppo', 'spo', 'talpo', 'trpo']
+  ['dpo', 'fixpo', 'lpo', 'lpo_cartpole', 'mdpo', 'mirror', 'ppo', 'spo', 'talpo', 'trpo']
 """
 
 from __future__ import annotations
