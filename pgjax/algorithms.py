@@ -17,6 +17,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from pgjax import drifts
 
 
@@ -192,7 +194,9 @@ ALGORITHMS: dict[str, Algorithm] = {
 def _shipped_algorithm(name: str) -> Algorithm:
     """A shipped learned drift (:func:`pgjax.drifts.shipped`) as an algorithm: LPO or TA-LPO
     (by its number of input features) with the shipped parameters as default."""
-    base = ALGORITHMS["talpo" if drifts.load(name).w_hidden.shape[0] == 16 else "lpo"]
+    with np.load(drifts.SHIPPED_DIR / f"{name}.npz") as data:  # numpy only: importing pgjax
+        features = data["w_hidden"].shape[0]  # must not start XLA (jax.distributed needs that)
+    base = ALGORITHMS["talpo" if features == 16 else "lpo"]
     return dataclasses.replace(
         base, name=name, drift_params=lambda: drifts.load(name),
         description=f"{base.name} with the drift pgjax discovered (pgjax/drift_params/"

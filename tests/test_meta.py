@@ -136,3 +136,14 @@ def test_shipped_drifts_are_valid_and_train_cartpole():
         _, metrics = jax.jit(jax.vmap(pgjax.make_train(config)))(keys)
         returns = final_returns({k: np.asarray(v) for k, v in metrics.items()})
         assert np.mean(returns) > 150.0, (name, returns)  # a random policy scores ~22
+
+
+def test_importing_pgjax_with_shipped_drifts_starts_no_xla_backend():
+    """Registering the shipped drifts reads them with numpy: ``jax.distributed.initialize``
+    must still be possible after ``import pgjax`` (multi-process sweeps)."""
+    import subprocess
+    import sys
+
+    code = ("import pgjax\nfrom jax._src import xla_bridge\n"
+            "assert 'lpo_cartpole' in pgjax.ALGORITHMS\nassert not xla_bridge._backends")
+    subprocess.run([sys.executable, "-c", code], check=True)
