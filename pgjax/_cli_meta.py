@@ -28,7 +28,7 @@ def cmd_meta(args) -> int:
     given = dict(generations=args.generations, population_size=args.population,
                  inner_seeds=args.inner_seeds, strategy=args.strategy, sigma=args.sigma,
                  learning_rate=args.learning_rate, fitness_updates=args.fitness_updates,
-                 drift_hidden=args.drift_hidden)
+                 drift_hidden=args.drift_hidden, init_scale=args.init_scale)
     spec = MetaSpec(algo=args.algo, envs=tuple(args.envs), set=overrides, seed=args.seed,
                     normalize=_normalize(args.normalize),
                     **{k: v for k, v in given.items() if v is not None})
@@ -79,6 +79,9 @@ def add_parser(sub) -> None:
                    help="Open_ES Adam learning rate on the mean (default 0.01)")
     p.add_argument("--drift-hidden", type=int, default=None, metavar="H",
                    help="hidden width of the drift net to evolve (default: 128, Lu et al.)")
+    p.add_argument("--init-scale", type=float, default=None, metavar="S",
+                   help="std of a random initial ES mean (default 0: exactly PPO; the drift "
+                        "net's sign symmetry stalls the ES there, 0.1 worked)")
     p.add_argument("--fitness-updates", type=int, default=None, metavar="K",
                    help="fitness = mean return of the last K updates (default: last 5%%)")
     p.add_argument("--normalize", nargs="*", metavar="ENV=LOW,HIGH",
