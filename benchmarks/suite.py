@@ -102,8 +102,10 @@ def main() -> None:
         markdown = table(out / "plots" / "summary.csv")
         (out / "table.md").write_text(markdown + "\n")
         print(markdown, flush=True)
-    summaries = [root / e.replace("/", "-") / "plots" / "summary.csv" for e in envs]
-    if not args.dry_run and all(p.exists() for p in summaries):
+    # the combined table: every env of the profile that has finished so far
+    summaries = [p for p in (root / e.replace("/", "-") / "plots" / "summary.csv" for e in ENVS)
+                 if p.exists()]
+    if not args.dry_run and summaries:
         combined = root / "summary.csv"
         lines = [p.read_text().splitlines() for p in summaries]
         combined.write_text("\n".join([lines[0][0]] + [r for f in lines for r in f[1:]]) + "\n")
