@@ -181,23 +181,15 @@ def check_group_faults(group, metrics: dict, first_update: int, saves) -> None:
     (``metrics``: name → ``[runs, length]``, runs ordered config-major) whose ``nonfinite`` code
     is set, naming the update, the quantity, the run's hyperparameters and seed, and the
     checkpoints kept (none is written after the fault)."""
-    from pgjax.runner import NumericalFault
-    from pgjax.trainer import FAULT_CHECKS
+    from pgjax.runner import NumericalFault, first_fault, kept_checkpoint
 
-    code = np.asarray(metrics["nonfinite"])
-    if not code.any():
+    fault = first_fault(metrics)
+    if fault is None:
         return
-    update = int(np.argmax(code.any(axis=0)))
-    run = int(np.argmax(code[:, update] > 0))
-    what = FAULT_CHECKS[int(code[run, update]) - 1]
+    update, run, what = fault
     point = group.hyperparameters[run // group.seeds]
     where = ", ".join([f"{k}={v}" for k, v in point.items()] + [f"seed {run % group.seeds}"])
-    kept = "no checkpoint"
-    if saves is not None and saves.checkpointer is not None:
-        saves.checkpointer.wait()
-        steps = saves.checkpointer.steps()
-        if steps:
-            kept = f"last finite checkpoint: update {steps[-1]} in {saves.checkpointer.directory}"
+    kept = kept_checkpoint(saves.checkpointer if saves is not None else None)
     raise NumericalFault(f"numerical fault: {what} is NaN or infinite at update "
                          f"{first_update + update} of group {group.id} ({group.algo} on "
                          f"{group.env}, {where}); the sweep stopped, {kept} (set "

@@ -108,23 +108,38 @@ class NumericalFault(FloatingPointError):
     """A non-finite reward, observation, loss, gradient or parameter stopped the run."""
 
 
+def first_fault(metrics: dict) -> tuple[int, int, str] | None:
+    """``(update offset, run index, quantity)`` of the first update of a chunk's metrics
+    (``[runs, length]``) whose ``nonfinite`` code is set, or None when all are finite."""
+    code = np.asarray(metrics["nonfinite"])
+    if not code.any():
+        return None
+    update = int(np.argmax(code.any(axis=0)))
+    run = int(np.argmax(code[:, update] > 0))
+    return update, run, FAULT_CHECKS[int(code[run, update]) - 1]
+
+
+def kept_checkpoint(checkpoints) -> str:
+    """What a fault message says is kept: the newest finite checkpoint (after waiting for a
+    background save), or "no checkpoint"."""
+    if checkpoints is None:
+        return "no checkpoint"
+    checkpoints.wait()
+    steps = checkpoints.steps()
+    return (f"last finite checkpoint: update {steps[-1]} in {checkpoints.directory}" if steps
+            else "no checkpoint")
+
+
 def check_faults(metrics: dict, first_update: int, seed: int, checkpoints) -> None:
     """Raise :class:`NumericalFault` for the first update of a chunk's metrics (``[seeds,
     length]``, the first being update ``first_update``) whose ``nonfinite`` code is set."""
-    code = np.asarray(metrics["nonfinite"])
-    if not code.any():
+    fault = first_fault(metrics)
+    if fault is None:
         return
-    update = int(np.argmax(code.any(axis=0)))
-    seed_index = int(np.argmax(code[:, update] > 0))
-    what = FAULT_CHECKS[int(code[seed_index, update]) - 1]
-    if checkpoints is not None:
-        checkpoints.wait()
-    kept = (f"last finite checkpoint: update {checkpoints.steps()[-1]} in "
-            f"{checkpoints.directory}" if checkpoints is not None and checkpoints.steps()
-            else "no checkpoint")
+    update, seed_index, what = fault
     raise NumericalFault(f"numerical fault: {what} is NaN or infinite at update "
                          f"{first_update + update} (seed index {seed_index}, --seed {seed}); "
-                         f"training stopped, {kept}")
+                         f"training stopped, {kept_checkpoint(checkpoints)}")
 
 
 def versions() -> dict:
