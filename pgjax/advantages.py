@@ -46,10 +46,8 @@ def gae(rewards, values, next_values, terminated, done, *, gamma, lambda_):
         advantage = delta + gamma * lambda_ * continues * next_advantage
         return advantage, advantage
 
-    # unrolled by 8: the same arithmetic (bit-identical), an eighth of the loop iterations,
-    # whose per-iteration cost dominates this tiny body on CPU (benchmarks/README.md)
     _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(values[0]), (deltas, not_done), reverse=True, unroll=8
+        backward, jnp.zeros_like(values[0]), (deltas, not_done), reverse=True
     )
     return advantages, advantages + values
 

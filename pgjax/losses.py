@@ -83,21 +83,37 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
       >>> round(float(loss), 4), round(float(m["drift"]), 4)  # −(1.5 − 0.5²/0.4)
       (-0.875, 0.625)
     """
+    loss, log_ratio, drift_value = policy_objective(
+        log_prob, old_log_prob, advantage, drift, drift_kwargs=drift_kwargs, where=where)
+    metrics = {"policy_loss": loss,
+               **ratio_metrics(log_ratio, drift_value, clip_epsilon=clip_epsilon, where=where)}
+    if kl is not None:
+        metrics["kl_new_old"] = masked_mean(kl, where)
+    return loss, metrics
+
+
+def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwargs=None,
+                     where=None):
+    """``(L, log r, D)``: the loss of :func:`policy_loss` with the per-sample log-ratio and drift
+    it was computed from, for callers that reduce the diagnostics later
+    (:func:`ratio_metrics`)."""
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
     drift_value = drift(ratio, advantage, **(drift_kwargs or {}))
-    loss = -masked_mean(ratio * advantage - drift_value, where)
+    return -masked_mean(ratio * advantage - drift_value, where), log_ratio, drift_value
+
+
+def ratio_metrics(log_ratio, drift_value, *, clip_epsilon=0.2, where=None):
+    """The diagnostics of :func:`policy_loss` from per-sample ``log r`` and ``D`` (any shape):
+    ``drift``, ``approx_kl`` (k3), ``clipfrac`` and ``ratio_deviation``."""
+    ratio = jnp.exp(log_ratio)
     deviation = jnp.abs(ratio - 1.0)
-    metrics = {
-        "policy_loss": loss,
+    return {
         "drift": masked_mean(drift_value, where),
         "approx_kl": masked_mean((ratio - 1.0) - log_ratio, where),
         "clipfrac": masked_mean((deviation > clip_epsilon).astype(jnp.float32), where),
         "ratio_deviation": masked_mean(deviation, where),
     }
-    if kl is not None:
-        metrics["kl_new_old"] = masked_mean(kl, where)
-    return loss, metrics
 
 
 def value_loss(values, old_values, returns, *, clip_epsilon=None, where=None):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.custom_derivatives import SymbolicZero
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
 from pgjax.envs import Box, Discrete
@@ -109,11 +110,46 @@ def conv_output_size(obs_shape: Sequence[int], channels: Sequence[int], kernel: 
     return (h - shrink) * (w - shrink) * channels[-1]
 
 
+@jax.custom_jvp
+def dense(x, w, b):
+    """``x @ w + b`` for inputs ``[..., n_in]``, with the weight gradient computed from a
+    transposed copy of ``x``.
+
+    Reverse mode turns ``x @ dw`` into ``xᵀ @ ȳ``, a matmul contracting the batch axis of
+    ``x``, which XLA:CPU runs through a slower kernel than the row-major ``[n_in, B] @ [B,
+    n_out]`` it gets when ``xᵀ`` is materialised first (behind an optimisation barrier, so the
+    simplifier does not fold the transpose back). The values and derivatives are the same
+    (up to float summation order); a PPO update on CartPole was about 8% faster (measured,
+    benchmarks/README.md)."""
+    return x @ w + b
+
+
+def _dense_jvp(primals, tangents):
+    x, w, b = primals
+    dx, dw, db = tangents
+    terms = []
+    if not isinstance(dx, SymbolicZero):  # a zero tangent for the inputs (observations)
+        terms.append(dx @ w)
+    if not isinstance(dw, SymbolicZero):
+        if x.ndim < 2:
+            terms.append(x @ dw)
+        else:
+            rows_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
+            terms.append((rows_t.T @ dw).reshape(x.shape[:-1] + w.shape[-1:]))
+    y = x @ w + b
+    if not isinstance(db, SymbolicZero):
+        terms.append(jnp.broadcast_to(db, y.shape))
+    return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
+
+
+dense.defjvp(_dense_jvp, symbolic_zeros=True)
+
+
 def mlp_apply(layers: list[dict], x):
     """tanh hidden layers, linear output."""
     for layer in layers[:-1]:
-        x = jnp.tanh(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
+        x = jnp.tanh(dense(x, layer["w"], layer["b"]))
+    return dense(x, layers[-1]["w"], layers[-1]["b"])
 
 
 @struct.dataclass

@@ -83,16 +83,16 @@ def shuffled_indices(key, num: int, size: int):
 
 
 def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
-    """Total loss of one minibatch and its metrics."""
+    """Total loss of one minibatch, its scalar metrics, and the per-sample ``log r`` and drift
+    (reduced to :func:`pgjax.losses.ratio_metrics` once per update, not per step)."""
     policy = network.policy(params.actor, minibatch.obs)
     advantage = minibatch.advantage
     if config.normalize_advantages:
         advantage = advantages_lib.normalize(advantage)
     kl = None if minibatch.old_policy is None else policy.kl(minibatch.old_policy)
-    pg_loss, metrics = losses.policy_loss(
+    pg_loss, log_ratio, drift_value = losses.policy_objective(
         policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage,
         lambda ratio, adv: drift(DriftInputs(ratio, adv, kl, progress)),
-        kl=kl, clip_epsilon=config.clip_epsilon,
     )
     values = network.value(params.critic, minibatch.obs)
     v_loss, v_metrics = losses.value_loss(
@@ -101,7 +101,10 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     )
     ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
     total = pg_loss + config.vf_coef * v_loss + config.ent_coef * ent_loss
-    return total, {**metrics, **v_metrics, **ent_metrics}
+    metrics = {"policy_loss": pg_loss, **v_metrics, **ent_metrics}
+    if kl is not None:
+        metrics["kl_new_old"] = jnp.mean(kl)
+    return total, (metrics, {"log_ratio": log_ratio, "drift": drift_value})
 
 
 def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, config,
@@ -137,11 +140,16 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
 
     def sgd_step(carry, minibatch):
         flat, opt_state = carry
-        grads, metrics = grad_fn(flat, minibatch)
+        grads, (metrics, samples) = grad_fn(flat, minibatch)
         updates, opt_state = optimizer.update(grads, opt_state, flat)
         flat = optax.apply_updates(flat, updates)
-        return (flat, opt_state), {**metrics, "grad_norm": jnp.linalg.norm(grads)}
+        return (flat, opt_state), ({**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
 
-    (flat_params, opt_state), metrics = jax.lax.scan(
+    (flat_params, opt_state), (metrics, samples) = jax.lax.scan(
         sgd_step, (flat_params, opt_state), minibatches)
-    return unravel(flat_params), opt_state, jax.tree.map(jnp.mean, metrics)
+    # Every minibatch has the same size, so the mean over all steps' samples is the mean of
+    # the per-step means.
+    metrics = {**jax.tree.map(jnp.mean, metrics),
+               **losses.ratio_metrics(samples["log_ratio"], samples["drift"],
+                                      clip_epsilon=config.clip_epsilon)}
+    return unravel(flat_params), opt_state, metrics

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgjax.envs import Box, Discrete
-from pgjax.networks import conv_apply, make_actor_critic, mlp_init, orthogonal
+from pgjax.networks import conv_apply, dense, make_actor_critic, mlp_init, orthogonal
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1)])
@@ -79,3 +79,36 @@ def test_torso_is_chosen_by_observation_shape():
         make_actor_critic(flat, Discrete(3), (32,), (32,), torso="cnn")
     with pytest.raises(ValueError, match="action_head"):
         make_actor_critic(flat, Discrete(3), (32,), (32,), squash=True)
+
+
+@pytest.mark.parametrize("lead", [(), (5,), (3, 5)])
+def test_dense_derivatives_equal_the_plain_matmul(lead):
+    """dense's own JVP rule (a transposed copy of x for the weight gradient) gives the same
+    values, gradients, forward-mode tangents, second derivatives and vmap as ``x @ w + b``."""
+    kx, kw, kb, kt = jax.random.split(jax.random.key(0), 4)
+    x = jax.random.normal(kx, lead + (4,))
+    w, b = jax.random.normal(kw, (4, 3)), jax.random.normal(kb, (3,))
+
+    def plain(x, w, b):
+        return x @ w + b
+
+    def loss(f):
+        return lambda x, w, b: jnp.sum(jnp.tanh(f(x, w, b)) ** 2)
+
+    np.testing.assert_allclose(dense(x, w, b), plain(x, w, b), rtol=1e-6)
+    for argnums in [(1, 2), (0, 1, 2), (1,)]:
+        got = jax.grad(loss(dense), argnums)(x, w, b)
+        want = jax.grad(loss(plain), argnums)(x, w, b)
+        for g, h in zip(got, want):
+            np.testing.assert_allclose(g, h, rtol=1e-5, atol=1e-6)
+    tangents = jax.tree.map(lambda a: jax.random.normal(kt, a.shape), (x, w, b))
+    _, got = jax.jvp(dense, (x, w, b), tangents)
+    _, want = jax.jvp(plain, (x, w, b), tangents)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    hvp = jax.jvp(jax.grad(loss(dense), 1), (x, w, b), tangents)[1]
+    hvp_plain = jax.jvp(jax.grad(loss(plain), 1), (x, w, b), tangents)[1]
+    np.testing.assert_allclose(hvp, hvp_plain, rtol=1e-4, atol=1e-5)
+    stacked = jnp.stack([w, 2 * w])
+    got = jax.vmap(jax.grad(loss(dense), 1), (None, 0, None))(x, stacked, b)
+    want = jax.vmap(jax.grad(loss(plain), 1), (None, 0, None))(x, stacked, b)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
