@@ -96,7 +96,16 @@ def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drif
                      where=None):
     """``(L, log r, D)``: the loss of :func:`policy_loss` with the per-sample log-ratio and drift
     it was computed from, for callers that reduce the diagnostics later
-    (:func:`ratio_metrics`)."""
+    (:func:`ratio_metrics`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import drifts, losses
+      >>> loss, log_r, d = losses.policy_objective(jnp.log(jnp.array([1.5])), jnp.zeros(1),
+      ...                                          jnp.array([2.0]), drifts.ppo)
+      >>> round(float(loss), 4), round(float(d[0]), 4)  # −min(3.0, 2.4); D = 3.0 − 2.4
+      (-2.4, 0.6)
+    """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
     drift_value = drift(ratio, advantage, **(drift_kwargs or {}))
@@ -105,7 +114,15 @@ def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drif
 
 def ratio_metrics(log_ratio, drift_value, *, clip_epsilon=0.2, where=None):
     """The diagnostics of :func:`policy_loss` from per-sample ``log r`` and ``D`` (any shape):
-    ``drift``, ``approx_kl`` (k3), ``clipfrac`` and ``ratio_deviation``."""
+    ``drift``, ``approx_kl`` (k3), ``clipfrac`` and ``ratio_deviation``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from pgjax import losses
+      >>> m = losses.ratio_metrics(jnp.log(jnp.array([[1.5, 1.0]])), jnp.zeros((1, 2)))
+      >>> round(float(m["clipfrac"]), 2), round(float(m["ratio_deviation"]), 2)
+      (0.5, 0.25)
+    """
     ratio = jnp.exp(log_ratio)
     deviation = jnp.abs(ratio - 1.0)
     return {
