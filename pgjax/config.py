@@ -70,6 +70,9 @@ class Config:
     max_backtracks: int = _static(10)  #: TRPO line-search candidates
     fisher_subsample: int = _static(1)  #: TRPO Fisher-vector products on every k-th sample
     fixup_max_passes: int = _static(20)  #: FixPO fix-up passes per epoch at most
+    #: FixPO fix-up minibatch size (the authors' ``fixup_batchsize``, 1024); the batch is cut
+    #: into max(1, batch // size) minibatches, the last one taking the remainder
+    fixup_minibatch_size: int = _static(1024)
     # --- leaves: continuous hyperparameters ---
     learning_rate: float = 5e-4
     gamma: float = 0.99  #: discount γ
@@ -132,7 +135,8 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 ACTION_HEADS = ("clip", "tanh")
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps",
-               "cg_iters", "max_backtracks", "fisher_subsample", "fixup_max_passes")
+               "cg_iters", "max_backtracks", "fisher_subsample", "fixup_max_passes",
+               "fixup_minibatch_size")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "lpo_ppo_init",
                 "skip_nonfinite")

@@ -1,20 +1,48 @@
 """FixPO: a KL penalty with a Lagrange multiplier β, then a fix-up phase that enforces the
 trust region on every minibatch of the training batch.
 
-Fixed-Point Policy Optimization (Zentner, Puri, Huang & Sukhatme, CoRL 2023, arXiv 2312.05405;
-code uscresl/stabilized-rl ``src/fixpo_tianshou.py``). For each epoch:
+Fixed-Point Policy Optimization (Zentner, Puri, Huang & Sukhatme, CoRL 2023, arXiv 2312.05405).
+The update follows the authors' code, uscresl/stabilized-rl @e804a23a1b,
+``src/fixpo_tianshou.py`` (``FixPOPolicy.learn``, lines 148–223; launcher
+``src/mujoco_fixpo_tianshou.py``). For each of ``num_epochs`` epochs (``for step in
+range(repeat)``, line 153):
 
-* **primary phase**, for each minibatch, one optimiser step on::
+* **primary phase** (lines 156–197), for each of ``num_minibatches`` shuffled minibatches, one
+  step on::
 
-      L_θ = −mean(r·Â) + c_v·L_V − c_H·H + β̄·mean_s KL(π_old(·|s) ‖ π_θ(·|s))   (β̄ = stop_grad β)
+      L = −mean(r·Â) + c_v·L_V − c_H·H + β̄·mean_s KL(π_old(·|s) ‖ π_θ(·|s))   (β̄ = stop_grad β)
 
-  then one Adam step for β on ``L_β = β·(ε_KL − C_β·max_s KL)`` (β clamped ≥ 0), so β rises
-  while ``max KL > ε_KL / C_β``: the primary phase aims C_β times inside the bound;
-* **fix-up phase**: passes over the minibatches, taking one step on ``β̄·mean KL`` alone (and
-  one β step) on each minibatch whose ``max_s KL > ε_KL``, until a whole pass finds none or
-  ``fixup_max_passes`` passes ran. When it stops on a clean pass, ``max_s KL ≤ ε_KL`` holds on
-  the whole training batch; the metrics ``max_kl`` and ``kl_bound_held`` show it per update,
-  and ``fixup_steps`` / ``gradient_steps`` the price.
+  (lines 163–182; no ratio clipping, the value loss clipped as with ``value_clip``, lines
+  172–179). The gradient of actor and critic is clipped to ``max_grad_norm`` by its *joint*
+  global norm (``clip_grad_norm_`` over ``_actor_critic.parameters()``, lines 184–189), then
+  Adam steps both (one torch Adam over actor + critic, launcher line 133; line 190). Then β
+  takes one Adam step (``beta_lr``; ``_optimize_beta``, lines 124–138, called at line 197) on
+  ``L_β = β·(ε_KL − C_β·max_s KL)`` with the KL of this minibatch computed *before* the step,
+  and is clamped ≥ 0 (lines 135–137); so β rises while ``max KL > ε_KL / C_β``: the primary
+  phase aims C_β times inside the bound.
+* **fix-up phase** (lines 199–223, after every epoch as with ``fixup_every_repeat``): passes
+  over the batch in freshly shuffled minibatches of ``fixup_minibatch_size`` samples
+  (``batch.split(fixup_batchsize, merge_last=True)``, line 202: Tianshou's split shuffles, and
+  ``merge_last`` puts the remainder into the last minibatch; a batch smaller than
+  ``fixup_minibatch_size`` is one minibatch). On each minibatch whose ``max_s KL > ε_KL``
+  (line 206) it takes one step on ``β̄·mean KL`` alone (lines 210–218) — the gradient clipped
+  by its own norm, which there is the actor's alone, and Adam on the *actor only*: the critic
+  gets no gradient, so under torch ≥ 2.0 (``zero_grad`` sets grads to ``None``) Adam skips
+  it, and the critic's parameters, Adam moments and Adam step count stay as the primary phase
+  left them — then one β step from that minibatch's *pre-step* KL (line 220). It stops after a
+  pass with no violating minibatch (lines 200, 221–222), or after ``fixup_max_passes`` passes
+  (a pgjax cap, so the program has a bound). When it stops on a clean pass,
+  ``max_s KL ≤ ε_KL`` holds on the whole training batch; the metrics ``max_kl`` and
+  ``kl_bound_held`` show it per update, and ``fixup_steps`` / ``gradient_steps`` the price.
+
+Actor and critic therefore have separate Adam states (each over its raveled parameters, each
+with its own step count, as torch counts steps per parameter). Both phases of update k use
+the step size ``learning_rate·(1 − k/K)`` when ``anneal_lr`` (the launcher's ``LambdaLR``
+steps once per update, lines 138–146), whatever the number of fix-up steps.
+
+Value loss: pgjax's :func:`pgjax.losses.value_loss` is ``½·mean(...)``, Tianshou's has no ½
+(line 177), so FixPO's registered ``vf_coef`` is 0.2, twice the authors' 0.1: the same
+gradient.
 """
 
 from __future__ import annotations
@@ -23,6 +51,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
@@ -37,9 +66,11 @@ METRICS = ("beta", "fixup_steps", "max_kl", "gradient_steps", "kl_bound_held")
 
 @struct.dataclass
 class FixPOState:
-    """FixPO's optimiser state: Adam over the raveled parameters, and β with its own Adam."""
+    """FixPO's optimiser state: Adam over the raveled actor and, separately, over the raveled
+    critic parameters (the fix-up phase steps only the actor's); β and β's own Adam."""
 
-    adam: Any
+    actor_adam: Any
+    critic_adam: Any
     beta: jax.Array
     beta_adam: Any
 
@@ -56,34 +87,72 @@ def beta_loss_grad(max_kl, eps_kl, target_coef):
     return eps_kl - target_coef * max_kl
 
 
+def clip_scale(norm, max_norm):
+    """The factor ``torch.nn.utils.clip_grad_norm_`` multiplies gradients of global norm
+    ``norm`` by: ``min(1, max_norm / (norm + 1e-6))``.
+
+    Example:
+      >>> from pgjax.fixpo import clip_scale
+      >>> float(clip_scale(0.1, 0.5)), round(float(clip_scale(2.0, 0.5)), 4)
+      (1.0, 0.25)
+    """
+    return jnp.minimum(1.0, max_norm / (norm + 1e-6))
+
+
+def fixup_chunks(batch_size: int, minibatch_size: int):
+    """Positions and mask of the fix-up minibatches, as Tianshou's ``split(minibatch_size,
+    merge_last=True)`` cuts a shuffled batch: ``n = max(1, batch_size // minibatch_size)``
+    minibatches, the last one holding the remainder too. Returned as ``[n, L]`` arrays, ``L``
+    the last (largest) minibatch's size; the others are padded (mask false, position 0).
+
+    Example:
+      >>> from pgjax.fixpo import fixup_chunks
+      >>> positions, mask = fixup_chunks(5, 2)
+      >>> positions.tolist(), mask.sum(1).tolist()
+      ([[0, 1, 0], [2, 3, 4]], [2, 3])
+      >>> fixup_chunks(3, 8)[1].shape  # smaller than one minibatch: the whole batch
+      (1, 3)
+    """
+    n = max(1, batch_size // minibatch_size)
+    size = batch_size - (n - 1) * minibatch_size
+    positions = np.zeros((n, size), np.int32)
+    mask = np.zeros((n, size), bool)
+    for i in range(n):
+        length = size if i == n - 1 else minibatch_size
+        positions[i, :length] = i * minibatch_size + np.arange(length)
+        mask[i, :length] = True
+    return positions, mask
+
+
 def make_rule(config, network) -> UpdateRule:
-    """FixPO as an :class:`pgjax.updates.UpdateRule`. One Adam (after the global-norm clip)
-    for actor and critic; its step size is ``learning_rate·(1 − k/K)`` in update k when
-    ``anneal_lr``, whatever the number of fix-up steps."""
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.scale_by_adam(eps=config.adam_eps))
+    """FixPO as an :class:`pgjax.updates.UpdateRule` (the module docstring gives the steps)."""
+    adam = optax.scale_by_adam(eps=config.adam_eps)
     beta_optimizer = optax.adam(config.beta_lr)
+    positions, mask = fixup_chunks(config.batch_size, config.fixup_minibatch_size)
 
     def init(params):
         beta = jnp.asarray(config.beta_init, jnp.float32)
-        return FixPOState(optimizer.init(ravel_pytree(params)[0]), beta,
+        return FixPOState(adam.init(ravel_pytree(params.actor)[0]),
+                          adam.init(ravel_pytree(params.critic)[0]), beta,
                           beta_optimizer.init(beta))
 
     def update(params, state: FixPOState, batch: Batch, key, progress):
-        flat, unravel = ravel_pytree(params)
+        actor, unravel_actor = ravel_pytree(params.actor)
+        critic, unravel_critic = ravel_pytree(params.critic)
         old_policy = network.policy(params.actor, batch.obs)
         batch = batch.replace(old_policy=jax.tree.map(
             lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
         learning_rate = config.learning_rate * ((1.0 - progress) if config.anneal_lr else 1.0)
-        order = shuffled_indices(key, config.num_epochs, config.batch_size).reshape(
+        key_primary, key_fixup = jax.random.split(key)
+        order = shuffled_indices(key_primary, config.num_epochs, config.batch_size).reshape(
             config.num_epochs, config.num_minibatches, config.minibatch_size)
 
-        def kl_of(flat, mb):
-            policy = network.policy(unravel(flat).actor, mb.obs)
+        def kl_of(actor, mb):
+            policy = network.policy(unravel_actor(actor), mb.obs)
             return mb.old_policy.kl(policy), policy
 
-        def primary_loss(flat, mb, beta):
-            kl, policy = kl_of(flat, mb)
+        def primary_loss(actor, critic, mb, beta):
+            kl, policy = kl_of(actor, mb)
             advantage = mb.advantage
             if config.normalize_advantages:
                 advantage = advantages_lib.normalize(advantage)
@@ -91,20 +160,16 @@ def make_rule(config, network) -> UpdateRule:
                 policy.log_prob(mb.action), mb.old_log_prob, advantage,
                 lambda r, a: jnp.zeros_like(r), clip_epsilon=config.clip_epsilon)
             v_loss, v_metrics = losses.value_loss(
-                network.value(unravel(flat).critic, mb.obs), mb.old_value, mb.target,
+                network.value(unravel_critic(critic), mb.obs), mb.old_value, mb.target,
                 clip_epsilon=config.clip_epsilon if config.clip_value_loss else None)
             ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
             penalty = beta * kl.mean()
             total = pg_loss + config.vf_coef * v_loss + config.ent_coef * ent_loss + penalty
             return total, ({**metrics, **v_metrics, **ent_metrics, "drift": penalty}, kl.max())
 
-        def kl_loss(flat, mb, beta):
-            kl, _ = kl_of(flat, mb)
-            return beta * kl.mean()
-
-        def apply(flat, adam, grads):
-            updates, adam = optimizer.update(grads, adam, flat)
-            return flat - learning_rate * updates, adam
+        def adam_step(flat, adam_state, grads):
+            updates, adam_state = adam.update(grads, adam_state)
+            return flat - learning_rate * updates, adam_state
 
         def beta_step(beta, beta_adam, max_kl):
             grad = beta_loss_grad(max_kl, config.eps_kl, config.beta_target_coef)
@@ -112,54 +177,79 @@ def make_rule(config, network) -> UpdateRule:
             return jnp.maximum(beta + updates, 0.0), beta_adam
 
         def primary_step(carry, mb):
-            flat, adam, beta, beta_adam = carry
-            grads, (metrics, max_kl) = jax.grad(primary_loss, has_aux=True)(flat, mb, beta)
-            flat, adam = apply(flat, adam, grads)
-            beta, beta_adam = beta_step(beta, beta_adam, max_kl)
-            return (flat, adam, beta, beta_adam), {**metrics, "grad_norm": jnp.linalg.norm(grads)}
+            actor, critic, actor_adam, critic_adam, beta, beta_adam = carry
+            (g_actor, g_critic), (metrics, max_kl) = jax.grad(
+                primary_loss, argnums=(0, 1), has_aux=True)(actor, critic, mb, beta)
+            norm = jnp.sqrt(jnp.sum(g_actor ** 2) + jnp.sum(g_critic ** 2))
+            scale = clip_scale(norm, config.max_grad_norm)  # one clip over actor + critic
+            actor, actor_adam = adam_step(actor, actor_adam, g_actor * scale)
+            critic, critic_adam = adam_step(critic, critic_adam, g_critic * scale)
+            beta, beta_adam = beta_step(beta, beta_adam, max_kl)  # the pre-step KL
+            return (actor, critic, actor_adam, critic_adam, beta, beta_adam), {
+                **metrics, "grad_norm": norm}
 
-        def fixup_step(carry, mb):
-            flat, adam, beta, beta_adam, steps, violated = carry
-            violates = kl_of(flat, mb)[0].max() > config.eps_kl
+        def fixup_step(carry, chunk):
+            actor, actor_adam, beta, beta_adam, steps, violated = carry
+            index, valid = chunk
+            mb = jax.tree.map(lambda x: x[index], batch)
+
+            def mean_kl(actor):
+                kl = kl_of(actor, mb)[0]
+                return jnp.sum(jnp.where(valid, kl, 0.0)) / jnp.sum(valid), kl
+
+            # One forward pass: the check, β's pre-step KL, and the residuals of the gradient.
+            _, pullback, kl = jax.vjp(mean_kl, actor, has_aux=True)
+            max_kl = jnp.max(jnp.where(valid, kl, -jnp.inf))
+            violates = max_kl > config.eps_kl
 
             def step(args):
-                flat, adam, beta, beta_adam = args
-                flat, adam = apply(flat, adam, jax.grad(kl_loss)(flat, mb, beta))
-                max_kl = kl_of(flat, mb)[0].max()
-                return (flat, adam, *beta_step(beta, beta_adam, max_kl))
+                actor, actor_adam, beta, beta_adam = args
+                (grads,) = pullback(beta)  # ∇ β̄·mean KL; the critic gets none
+                grads = grads * clip_scale(jnp.linalg.norm(grads), config.max_grad_norm)
+                actor, actor_adam = adam_step(actor, actor_adam, grads)
+                return (actor, actor_adam, *beta_step(beta, beta_adam, max_kl))
 
-            flat, adam, beta, beta_adam = jax.lax.cond(
-                violates, step, lambda args: args, (flat, adam, beta, beta_adam))
-            return (flat, adam, beta, beta_adam, steps + violates,
+            actor, actor_adam, beta, beta_adam = jax.lax.cond(
+                violates, step, lambda args: args, (actor, actor_adam, beta, beta_adam))
+            return (actor, actor_adam, beta, beta_adam, steps + violates,
                     violated | violates), None
 
-        def fixup(flat, adam, beta, beta_adam, steps, minibatches):
-            """Passes until one finds no violating minibatch (or ``fixup_max_passes``)."""
+        def fixup(actor, actor_adam, beta, beta_adam, steps, key):
+            """Passes over freshly shuffled minibatches until one finds no violation (or
+            ``fixup_max_passes``)."""
             def fixup_pass(carry):
-                *state, steps, _, passes = carry
+                *state, steps, _, passes, key = carry
+                key, key_pass = jax.random.split(key)
+                permutation = shuffled_indices(key_pass, 1, config.batch_size)[0]
                 (*state, steps, violated), _ = jax.lax.scan(
-                    fixup_step, (*state, steps, jnp.zeros((), bool)), minibatches)
-                return (*state, steps, violated, passes + 1)
+                    fixup_step, (*state, steps, jnp.zeros((), bool)),
+                    (permutation[positions], jnp.asarray(mask)))
+                return (*state, steps, violated, passes + 1, key)
 
-            *state, steps, _, _ = jax.lax.while_loop(
-                lambda c: c[-2] & (c[-1] < config.fixup_max_passes), fixup_pass,
-                (flat, adam, beta, beta_adam, steps, jnp.ones((), bool),
-                 jnp.zeros((), jnp.int32)))
+            *state, steps, _, _, _ = jax.lax.while_loop(
+                lambda c: c[-3] & (c[-2] < config.fixup_max_passes), fixup_pass,
+                (actor, actor_adam, beta, beta_adam, steps, jnp.ones((), bool),
+                 jnp.zeros((), jnp.int32), key))
             return (*state, steps)
 
-        def epoch(carry, idx):
-            flat, adam, beta, beta_adam, steps = carry
+        def epoch(carry, inputs):
+            actor, critic, actor_adam, critic_adam, beta, beta_adam, steps = carry
+            idx, key = inputs
             minibatches = jax.tree.map(lambda x: x[idx], batch)
-            (flat, adam, beta, beta_adam), metrics = jax.lax.scan(
-                primary_step, (flat, adam, beta, beta_adam), minibatches)
-            return fixup(flat, adam, beta, beta_adam, steps, minibatches), metrics
+            (actor, critic, actor_adam, critic_adam, beta, beta_adam), metrics = jax.lax.scan(
+                primary_step, (actor, critic, actor_adam, critic_adam, beta, beta_adam),
+                minibatches)
+            actor, actor_adam, beta, beta_adam, steps = fixup(
+                actor, actor_adam, beta, beta_adam, steps, key)
+            return (actor, critic, actor_adam, critic_adam, beta, beta_adam, steps), metrics
 
-        (flat, adam, beta, beta_adam, fixup_steps), metrics = jax.lax.scan(
-            epoch, (flat, state.adam, state.beta, state.beta_adam, jnp.zeros((), jnp.int32)),
-            order)
-        params = unravel(flat)
+        (actor, critic, actor_adam, critic_adam, beta, beta_adam, fixup_steps), metrics = \
+            jax.lax.scan(epoch, (actor, critic, state.actor_adam, state.critic_adam,
+                                 state.beta, state.beta_adam, jnp.zeros((), jnp.int32)),
+                         (order, jax.random.split(key_fixup, config.num_epochs)))
+        params = params.replace(actor=unravel_actor(actor), critic=unravel_critic(critic))
         max_kl = old_policy.kl(network.policy(params.actor, batch.obs)).max()
-        return params, FixPOState(adam, beta, beta_adam), {
+        return params, FixPOState(actor_adam, critic_adam, beta, beta_adam), {
             **jax.tree.map(jnp.mean, metrics),
             "beta": beta, "fixup_steps": fixup_steps.astype(jnp.float32), "max_kl": max_kl,
             "gradient_steps": jnp.float32(config.num_epochs * config.num_minibatches)
