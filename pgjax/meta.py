@@ -36,6 +36,7 @@ import optax
 from pgjax import drifts, runner
 from pgjax.checkpoint import Checkpointer, CheckpointOptions
 from pgjax.config import Config, make_config
+from pgjax.keys import typed_key
 from pgjax.sweep import _over_runs
 from pgjax.trainer import make_train
 
@@ -175,8 +176,9 @@ def _fitness_updates(spec: MetaSpec, config: Config) -> int:
 def make_evaluate(config: Config, seeds: int, updates: int, devices=None):
     """A jitted ``evaluate(members, keys) -> returns [M, seeds]``: the inner run of every
     member (``members``: drift parameters with a leading axis M) on every key (``[seeds]``
-    PRNG keys, shared by all members: common random numbers), as one program over
-    ``M × seeds`` runs split across ``devices``; each run's return is :func:`final_return`.
+    PRNG keys, typed or legacy ``PRNGKey`` data, shared by all members: common random
+    numbers), as one program over ``M × seeds`` runs split across ``devices``; each run's
+    return is :func:`final_return`.
 
     Run ``(m, s)`` is ``make_train(config.replace(drift_params=members[m]))(keys[s])``.
     """
@@ -195,7 +197,7 @@ def make_evaluate(config: Config, seeds: int, updates: int, devices=None):
         member = np.arange(padded) % runs // seeds
         seed = np.arange(padded) % runs % seeds
         params = jax.tree.map(lambda x: x[member], members)
-        returns = _over_runs(run, used)((params, keys[seed]))
+        returns = _over_runs(run, used)((params, typed_key(keys)[seed]))
         return returns[:runs].reshape(count, seeds)
 
     return jax.jit(evaluate)

@@ -17,6 +17,7 @@ from flax import struct
 from pgjax import envs as envs_lib
 from pgjax.config import Config, resolve_defaults
 from pgjax.envs.normalize import RunningMoments, normalize_observation, observation_moments
+from pgjax.keys import typed_key
 from pgjax.networks import ActorCriticParams
 from pgjax.rollout import env_action
 from pgjax.trainer import TrainState, make_network
@@ -53,7 +54,8 @@ def trained_policy(config: Config, params, obs_moments=None) -> TrainedPolicy:
 def make_policy(config: Config, params, obs_moments=None):
     """A jittable ``act(key, obs, deterministic=False) -> action`` for one observation (vmap it
     for a batch); continuous actions are as the env receives them (clipped to a Box's
-    bounds, or squashed into them for ``action_head="tanh"``).
+    bounds, or squashed into them for ``action_head="tanh"``). ``key``:
+    ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``, the same action.
 
     Example:
       >>> import jax, pgjax
@@ -72,7 +74,7 @@ def make_policy(config: Config, params, obs_moments=None):
         if policy.obs_moments is not None:
             obs = normalize_observation(policy.obs_moments, obs)
         distribution = network.policy(policy.actor, obs)
-        action = distribution.mode() if deterministic else distribution.sample(key)
+        action = distribution.mode() if deterministic else distribution.sample(typed_key(key))
         return env_action(env.action_space, action, network.squash)
 
     return act
@@ -84,12 +86,13 @@ def evaluate(config: Config, params, key, num_episodes: int = 16, *, determinist
 
     The episodes run in parallel envs, each until its first episode ends (NaN for an episode
     still running after ``max_steps``). Pure and jittable in ``params`` and ``key``, so
-    ``jax.vmap(lambda p, k: evaluate(config, p, k))`` evaluates every seed at once.
+    ``jax.vmap(lambda p, k: evaluate(config, p, k))`` evaluates every seed at once. ``key``:
+    ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``, the same episodes.
     """
     config = resolve_defaults(config)
     act = jax.vmap(make_policy(config, params, obs_moments), in_axes=(0, 0, None))
     env = envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
-    key_reset, key = jax.random.split(key)
+    key_reset, key = jax.random.split(typed_key(key))
     env_state, obs = jax.vmap(env.reset)(jax.random.split(key_reset, num_episodes))
     nan = jnp.full((num_episodes,), jnp.nan, jnp.float32)
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.envs import ENV_AXIS, Box
+from pgjax.keys import typed_key
 
 
 @struct.dataclass
@@ -40,7 +41,7 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
     """Run ``num_steps`` vectorised steps of the stochastic policy from ``(env_state, obs)``.
 
     The final ``(env_state, obs)`` is returned so the next rollout continues the same episodes
-    (no reset between rollouts).
+    (no reset between rollouts). ``key``: typed or legacy (:func:`pgjax.keys.typed_key`).
 
     Returns:
       ``(env_state, obs, transitions)`` with ``transitions`` time-major ``[num_steps, num_envs]``.
@@ -72,6 +73,6 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
 
     # Every key of the rollout in one split (the policy's, then one per env, for each step):
     # one RNG call instead of two per step, which is quicker to compile and to run on CPU.
-    keys = jax.random.split(key, num_steps * (num_envs + 1)).reshape(num_steps, num_envs + 1)
+    keys = jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(num_steps, num_envs + 1)
     (env_state, obs), transitions = jax.lax.scan(step, (env_state, obs), keys)
     return env_state, obs, transitions

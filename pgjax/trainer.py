@@ -20,6 +20,7 @@ from pgjax import envs as envs_lib
 from pgjax import fixpo, trpo
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
+from pgjax.keys import typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.rollout import rollout
@@ -160,14 +161,16 @@ def metric_names(config: Config) -> tuple[str, ...]:
 
 
 def make_trainer(config: Config) -> Trainer:
-    """``init(key) -> TrainState`` and ``update(state) -> (state, metrics)`` for ``config``."""
+    """``init(key) -> TrainState`` and ``update(state) -> (state, metrics)`` for ``config``;
+    ``key`` is ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)`` (the same run), the
+    state's key typed."""
     env = make_env(config)
     network = make_network(config, env)
     rule = make_update_rule(config, network)
     names = metric_names(config)
 
     def init(key):
-        key_params, key_env, key = jax.random.split(key, 3)
+        key_params, key_env, key = jax.random.split(typed_key(key), 3)
         env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
             jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
@@ -217,7 +220,8 @@ def make_train(config: Config):
 
     ``metrics`` maps each name in :func:`metric_names` (:data:`METRICS` and the algorithm's
     own) to an array ``[num_updates]``. ``train`` can be jitted, and vmapped over keys (seeds)
-    and over stacked configs (see :func:`pgjax.stack_configs`).
+    and over stacked configs (see :func:`pgjax.stack_configs`). ``key`` is
+    ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``: the same run.
 
     Example:
       >>> import jax, pgjax
