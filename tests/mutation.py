@@ -1,0 +1,219 @@
+"""The mutation check: deliberate bugs in the engine, each run against the fast tests.
+
+Every mutation replaces one exact piece of text (which must occur exactly once) in one file of a
+temporary copy of the repository; the non-slow tests then run against that copy, the tests
+most likely to notice first, stopping at the first failure. A mutation the tests let through
+is a missing test. Not part of the default test run (pytest collects ``test_*.py`` only)::
+
+    python tests/mutation.py                 # every mutation; prints a table and the score
+    python tests/mutation.py --list          # the mutations, nothing run
+    python tests/mutation.py --only NAME ...  # some of them
+    python tests/mutation.py --check         # the patterns still apply (no test run)
+
+Add a mutation with every engine change: (name, file, old text, new text, the test files that
+should kill it — they run first, then every other non-slow test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Mutation(NamedTuple):
+    name: str
+    file: str
+    old: str
+    new: str
+    first: tuple[str, ...]  #: test files to run before the rest
+
+
+MUTATIONS = [
+    # --- the rollout and the time-limit bootstrap ---
+    Mutation("rollout values the post-reset observation at episode ends", "pgjax/rollout.py",
+             'next_obs=info["final_observation"],', "next_obs=next_obs,",
+             ("tests/test_engine.py",)),
+    Mutation("time limits treated as terminal (no bootstrap at truncation)", "pgjax/trainer.py",
+             "traj.terminated, traj.done,", "traj.done, traj.done,", ("tests/test_engine.py",)),
+    Mutation("terminal states bootstrapped", "pgjax/trainer.py",
+             "traj.terminated, traj.done,", "jnp.zeros_like(traj.terminated), traj.done,",
+             ("tests/test_engine.py",)),
+    Mutation("reward scale ignored", "pgjax/trainer.py",
+             "gae(traj.reward * config.reward_scale,", "gae(traj.reward,",
+             ("tests/test_engine.py",)),
+    Mutation("GAE trace not cut at episode ends", "pgjax/advantages.py",
+             "(deltas, not_done), reverse=True", "(deltas, jnp.ones_like(not_done)), reverse=True",
+             ("tests/test_gae.py",)),
+    Mutation("GAE without λ", "pgjax/advantages.py",
+             "delta + gamma * lambda_ * continues", "delta + gamma * continues",
+             ("tests/test_gae.py",)),
+    # --- episode statistics and normalisation ---
+    Mutation("episode statistics not reset at episode end", "pgjax/envs/core.py",
+             "jnp.where(done, 0.0, episode_return),", "episode_return,",
+             ("tests/test_engine.py",)),
+    Mutation("episodic return averaged over every step, not the ended episodes",
+             "pgjax/trainer.py", "(transitions.episode_return * done).sum() / safe",
+             "transitions.episode_return.mean()", ("tests/test_engine.py",)),
+    Mutation("final observation left unnormalised", "pgjax/envs/normalize.py",
+             '"final_observation": self.normalize(moments, info["final_observation"])',
+             '"final_observation": info["final_observation"]', ("tests/test_engine.py",)),
+    Mutation("final observation normalised with the previous statistics",
+             "pgjax/envs/normalize.py",
+             '"final_observation": self.normalize(moments, info["final_observation"])',
+             '"final_observation": self.normalize(state.moments, info["final_observation"])',
+             ("tests/test_engine.py",)),
+    Mutation("observation statistics not shared across envs", "pgjax/envs/normalize.py",
+             "mean = jax.lax.pmean(x, axis_name)", "mean = x", ("tests/test_normalize.py",)),
+    # --- the loss ---
+    Mutation("entropy bonus with the wrong sign", "pgjax/updates.py",
+             "+ config.ent_coef * ent_loss", "- config.ent_coef * ent_loss",
+             ("tests/test_engine.py",)),
+    Mutation("value coefficient dropped", "pgjax/updates.py",
+             "+ config.vf_coef * v_loss", "+ v_loss", ("tests/test_engine.py",)),
+    Mutation("value loss without the clip", "pgjax/updates.py",
+             "clip_epsilon=config.clip_epsilon if config.clip_value_loss else None,\n    )\n"
+             "    ent_loss",
+             "clip_epsilon=None,\n    )\n    ent_loss", ("tests/test_engine.py",)),
+    Mutation("no per-minibatch advantage normalisation", "pgjax/updates.py",
+             "        advantage = advantages_lib.normalize(advantage)\n    kl = None",
+             "        advantage = advantage\n    kl = None", ("tests/test_engine.py",)),
+    Mutation("ratio inverted (π_old/π)", "pgjax/losses.py",
+             "log_ratio = log_prob - old_log_prob", "log_ratio = old_log_prob - log_prob",
+             ("tests/test_engine.py", "tests/test_drifts_losses.py")),
+    Mutation("PPO clip range one-sided", "pgjax/drifts.py",
+             "jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon)", "jnp.clip(ratio, 0.0, 1.0 + epsilon)",
+             ("tests/test_drifts.py",)),
+    Mutation("explained variance over the predictions' variance", "pgjax/losses.py",
+             "1.0 - jnp.var(targets - predictions) / var_targets",
+             "1.0 - jnp.var(targets - predictions) / jnp.var(predictions)",
+             ("tests/test_engine.py",)),
+    # --- the optimiser ---
+    Mutation("no global-norm gradient clip", "pgjax/trainer.py",
+             "optax.clip_by_global_norm(config.max_grad_norm),\n        optax.adam(",
+             "optax.identity(),\n        optax.adam(", ("tests/test_engine.py",)),
+    Mutation("learning rate decayed per gradient step, not per update", "pgjax/trainer.py",
+             "1.0 - (count // steps_per_update) / config.num_updates)",
+             "1.0 - count / config.num_updates)", ("tests/test_engine.py",)),
+    Mutation("learning rate never annealed", "pgjax/trainer.py",
+             "    if config.anneal_lr:\n        def learning_rate(count):",
+             "    if False:\n        def learning_rate(count):", ("tests/test_engine.py",)),
+    # --- TRPO ---
+    Mutation("TRPO step a quarter of the KL radius", "pgjax/trpo.py",
+             "return jnp.where(ok, scale * x, 0.0), residual",
+             "return jnp.where(ok, 0.25 * scale * x, 0.0), residual",
+             ("tests/test_engine.py", "tests/test_trpo.py")),
+    Mutation("TRPO keeps a rejected step", "pgjax/trpo.py",
+             "return jnp.where(accepted, candidate, old_params), accepted, trials",
+             "return candidate, accepted, trials", ("tests/test_trpo.py",)),
+    Mutation("TRPO KL direction new‖old", "pgjax/trpo.py",
+             "kl = old_policy.kl(policy).mean()", "kl = policy.kl(old_policy).mean()",
+             ("tests/test_trpo.py",)),
+    # --- FixPO ---
+    Mutation("FixPO without the β·KL penalty in the primary loss", "pgjax/fixpo.py",
+             "penalty = beta * kl.mean()", "penalty = 0.0 * beta * kl.mean()",
+             ("tests/test_fixpo.py",)),
+]
+
+
+def apply(mutation: Mutation, root: Path) -> None:
+    """Apply ``mutation`` to the copy at ``root``; its text must occur exactly once."""
+    path = root / mutation.file
+    text = path.read_text()
+    count = text.count(mutation.old)
+    if count != 1:
+        raise SystemExit(f"mutation {mutation.name!r}: its text occurs {count} times in "
+                         f"{mutation.file} (must be once); update tests/mutation.py")
+    path.write_text(text.replace(mutation.old, mutation.new))
+
+
+def copy_repo(destination: Path) -> Path:
+    """The package, the tests and the project files, copied to ``destination``."""
+    for name in ("pgjax", "tests"):
+        shutil.copytree(ROOT / name, destination / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, destination / name)
+    for name in ("benchmarks", "notebooks"):  # some tests read them
+        if (ROOT / name).exists():
+            os.symlink(ROOT / name, destination / name)
+    return destination
+
+
+def run_tests(root: Path, first: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    """Run the non-slow tests against the copy at ``root`` (``first`` before the rest), stopping
+    at the first failure: ``("killed" | "survived" | "error" | "timeout", seconds, last line)``."""
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p",
+               "no:cacheprovider", *first, "tests"]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start, ""
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else done.stderr.strip().splitlines()[-1:]
+    outcome = {0: "survived", 1: "killed"}.get(done.returncode, "error")
+    return outcome, time.perf_counter() - start, str(last)
+
+
+def check_import(root: Path) -> None:
+    """The copy, not the installed checkout, is what the tests import."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    where = subprocess.run([sys.executable, "-c", "import pgjax; print(pgjax.__file__)"],
+                           cwd=root, env=env, capture_output=True, text=True).stdout.strip()
+    if not where.startswith(str(root)):
+        raise SystemExit(f"the tests would import pgjax from {where}, not the mutated copy")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="check that every mutation applies, run no test")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run the mutations whose name contains one of these")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds for one mutant's test run")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS
+              if not args.only or any(s.lower() in m.name.lower() for s in args.only)]
+    if args.list:
+        for i, m in enumerate(chosen, 1):
+            print(f"{i:2d}. {m.name}  ({m.file})")
+        return 0
+    results = []
+    for i, mutation in enumerate(chosen, 1):
+        with tempfile.TemporaryDirectory(prefix="pgjax-mutant-") as tmp:
+            root = copy_repo(Path(tmp))
+            apply(mutation, root)
+            if args.check:
+                continue
+            if i == 1:
+                check_import(root)
+            outcome, seconds, last = run_tests(root, mutation.first, args.timeout)
+        results.append((mutation, outcome, seconds))
+        print(f"{i:2d}/{len(chosen)} {outcome:8s} {seconds:6.0f} s  {mutation.name}"
+              f"{'' if outcome == 'killed' else '  — ' + last}", flush=True)
+    if args.check:
+        print(f"{len(chosen)} mutations apply")
+        return 0
+    killed = sum(outcome == "killed" for _, outcome, _ in results)
+    print(f"\nkilled {killed} of {len(results)} ({100 * killed / max(len(results), 1):.0f}%)")
+    for mutation, outcome, _ in results:
+        if outcome != "killed":
+            print(f"  {outcome}: {mutation.name} ({mutation.file})")
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
