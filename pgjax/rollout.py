@@ -73,6 +73,7 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
 
     # Every key of the rollout in one split (the policy's, then one per env, for each step):
     # one RNG call instead of two per step, which is quicker to compile and to run on CPU.
-    keys = jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(num_steps, num_envs + 1)
+    keys = jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(
+        num_steps, num_envs + 1)
     (env_state, obs), transitions = jax.lax.scan(step, (env_state, obs), keys)
     return env_state, obs, transitions
