@@ -61,7 +61,7 @@ def spo(ratio, advantage, epsilon=0.2):
     return jnp.abs(advantage) * jnp.square(ratio - 1.0) / (2.0 * epsilon)
 
 
-def dpo(ratio, advantage, alpha=2.0, beta=0.6):
+def dpo(ratio, advantage, alpha=2.0, beta=0.6, *, log_ratio=None):
     """Discovered Policy Optimisation (Lu, Kuba, Letcher, Metz, Schroeder de Witt & Foerster,
     NeurIPS 2022, arXiv 2210.05639), the closed form distilled from the learned drift::
 
@@ -72,6 +72,9 @@ def dpo(ratio, advantage, alpha=2.0, beta=0.6):
     derivatives. For Â > 0 the objective's slope is ``Â·sech²((r − 1)Â/α)``, a soft clip; for
     Â < 0 it turns positive at small r (a "rollback" of over-shrunk probabilities).
 
+    ``log_ratio``, if given, is used as ``log r`` (it should be ``log π − log π_old``): the
+    update passes it, since ``log(exp(ℓ))`` underflows to −inf below ℓ ≈ −103 in float32.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from pgjax import drifts
@@ -80,7 +83,7 @@ def dpo(ratio, advantage, alpha=2.0, beta=0.6):
       [0.0, 0.0758, 0.2015]
     """
     growth = (ratio - 1.0) * advantage
-    log_growth = jnp.log(ratio) * advantage
+    log_growth = (jnp.log(ratio) if log_ratio is None else log_ratio) * advantage
     positive = jax.nn.relu(growth - alpha * jnp.tanh(growth / alpha))
     negative = jax.nn.relu(log_growth - beta * jnp.tanh(log_growth / beta))
     return jnp.where(advantage >= 0.0, positive, negative)
@@ -117,14 +120,15 @@ class DriftNetParams:
     w_out: jax.Array  #: ``[LPO_HIDDEN]``
 
 
-def lpo_features(ratio, advantage):
+def lpo_features(ratio, advantage, log_ratio=None):
     """The 8 LPO drift-network inputs of Lu et al. 2022 (arXiv 2210.05639), with ``ℓ = log r``
     and ``u = 1 − r``::
 
         x(r, Â) = [ℓ, ℓ², u, u², Â·ℓ, Â·ℓ², Â·u, Â·u²]
 
     Every feature is 0 at r = 1. Returns an array of the broadcast shape of ``ratio`` and
-    ``advantage`` plus a last axis of 8.
+    ``advantage`` plus a last axis of 8. ``log_ratio``, if given, is ``ℓ`` (else ``log r``,
+    −inf where float32 ``exp(ℓ)`` underflowed, below ℓ ≈ −103).
 
     Example:
       >>> import jax.numpy as jnp
@@ -132,8 +136,8 @@ def lpo_features(ratio, advantage):
       >>> drifts.lpo_features(jnp.ones(3), jnp.ones(3)).shape
       (3, 8)
     """
-    ratio, advantage = jnp.broadcast_arrays(ratio, advantage)
-    log_ratio = jnp.log(ratio)
+    log_ratio = jnp.log(ratio) if log_ratio is None else log_ratio
+    ratio, advantage, log_ratio = jnp.broadcast_arrays(ratio, advantage, log_ratio)
     one_minus = 1.0 - ratio
     base = jnp.stack([log_ratio, log_ratio**2, one_minus, one_minus**2], axis=-1)
     return jnp.concatenate([base, advantage[..., None] * base], axis=-1)
@@ -147,7 +151,8 @@ def _learned_drift(params: DriftNetParams, features, ratio, advantage, ppo_init,
     return jax.nn.relu(f - LPO_THRESHOLD)
 
 
-def lpo(params: DriftNetParams, ratio, advantage, *, ppo_init=True, epsilon=0.2):
+def lpo(params: DriftNetParams, ratio, advantage, *, ppo_init=True, epsilon=0.2,
+        log_ratio=None):
     """Learned Policy Optimisation (Lu et al., NeurIPS 2022, arXiv 2210.05639): a bias-free
     8 → 128 → 1 tanh network ``f`` of :func:`lpo_features`, made a valid drift by::
 
@@ -157,7 +162,7 @@ def lpo(params: DriftNetParams, ratio, advantage, *, ppo_init=True, epsilon=0.2)
     All features vanish at r = 1 and the net has no bias, so ``f(1, Â) = 0``; by continuity D is
     identically 0 near r = 1 (zero slope), and the ReLU makes it ≥ 0. With zero parameters
     (:func:`init_lpo`) it is PPO-clip (``ppo_init``) or no drift at all (plain importance
-    sampling), up to the 1e-4 threshold.
+    sampling), up to the 1e-4 threshold. ``log_ratio``: ``log r`` if given, as in :func:`dpo`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -168,11 +173,12 @@ def lpo(params: DriftNetParams, ratio, advantage, *, ppo_init=True, epsilon=0.2)
       >>> drifts.lpo(drifts.init_lpo(), r, a, ppo_init=False).tolist()
       [0.0, 0.0]
     """
-    return _learned_drift(params, lpo_features(ratio, advantage), ratio, advantage, ppo_init,
-                          epsilon)
+    return _learned_drift(params, lpo_features(ratio, advantage, log_ratio), ratio, advantage,
+                          ppo_init, epsilon)
 
 
-def talpo(params: DriftNetParams, ratio, advantage, progress, *, ppo_init=True, epsilon=0.2):
+def talpo(params: DriftNetParams, ratio, advantage, progress, *, ppo_init=True, epsilon=0.2,
+          log_ratio=None):
     """Temporally-Aware LPO (Jackson, Lu, Kirsch, Lange, Whiteson & Foerster, ICLR 2024,
     arXiv 2402.05828, Eq. 10): :func:`lpo` on 16 features that also see training progress::
 
@@ -185,6 +191,7 @@ def talpo(params: DriftNetParams, ratio, advantage, progress, *, ppo_init=True, 
       params: a 16 → 128 → 1 network (:func:`init_talpo`).
       ratio, advantage: per-sample arrays of one shape.
       progress: ``n/N``, the share of the training budget used so far (a scalar).
+      log_ratio: ``log r`` if given, as in :func:`dpo`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -193,7 +200,7 @@ def talpo(params: DriftNetParams, ratio, advantage, progress, *, ppo_init=True, 
       >>> round(float(d[0]), 4)
       0.2999
     """
-    features = lpo_features(ratio, advantage)
+    features = lpo_features(ratio, advantage, log_ratio)
     features = jnp.concatenate([features, progress * features], axis=-1)
     return _learned_drift(params, features, ratio, advantage, ppo_init, epsilon)
 

@@ -50,7 +50,7 @@ def drift_objective(ratio, advantage, drift: Callable, **drift_kwargs):
 
 
 def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwargs=None,
-                kl=None, clip_epsilon=0.2, where=None):
+                kl=None, clip_epsilon=0.2, where=None, pass_log_ratio=False):
     """The Mirror-Learning policy loss (Kuba et al. 2022, arXiv 2201.02373)::
 
         L = −mean(r·Â − D(r, Â)),      r = exp(log π − log π_old)
@@ -63,6 +63,9 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
       kl: optional per-sample analytic ``KL(π ‖ π_old)``, reported as ``kl_new_old``.
       clip_epsilon: the ε of the ``clipfrac`` metric.
       where: optional mask; samples where it is false are left out of every mean.
+      pass_log_ratio: call ``drift(r, Â, log_ratio=log π − log π_old, **drift_kwargs)``, for
+        drifts of ``log r`` (:func:`pgjax.drifts.dpo`, :func:`pgjax.drifts.lpo`), which then
+        need not rebuild it as ``log(exp(·))`` (−inf below ≈ −103 in float32).
 
     Returns:
       ``(loss, metrics)``. Metrics: ``policy_loss``; ``drift`` (mean D); ``approx_kl``, the k3
@@ -84,7 +87,8 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
       (-0.875, 0.625)
     """
     loss, log_ratio, drift_value = policy_objective(
-        log_prob, old_log_prob, advantage, drift, drift_kwargs=drift_kwargs, where=where)
+        log_prob, old_log_prob, advantage, drift, drift_kwargs=drift_kwargs, where=where,
+        pass_log_ratio=pass_log_ratio)
     metrics = {"policy_loss": loss,
                **ratio_metrics(log_ratio, drift_value, clip_epsilon=clip_epsilon, where=where)}
     if kl is not None:
@@ -93,10 +97,11 @@ def policy_loss(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwa
 
 
 def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drift_kwargs=None,
-                     where=None):
+                     where=None, pass_log_ratio=False):
     """``(L, log r, D)``: the loss of :func:`policy_loss` with the per-sample log-ratio and drift
     it was computed from, for callers that reduce the diagnostics later
-    (:func:`ratio_metrics`).
+    (:func:`ratio_metrics`). With ``pass_log_ratio`` the drift also gets
+    ``log_ratio=log π − log π_old`` (as :func:`policy_loss`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -108,7 +113,10 @@ def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drif
     """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
-    drift_value = drift(ratio, advantage, **(drift_kwargs or {}))
+    drift_kwargs = dict(drift_kwargs or {})
+    if pass_log_ratio:
+        drift_kwargs["log_ratio"] = log_ratio
+    drift_value = drift(ratio, advantage, **drift_kwargs)
     return -masked_mean(ratio * advantage - drift_value, where), log_ratio, drift_value
 
 

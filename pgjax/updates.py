@@ -4,10 +4,10 @@ Maximise ``E[r·Â − D(r, Â)]`` (Kuba et al. 2022, arXiv 2201.02373) by ``num
 ``num_minibatches`` shuffled minibatches with one optimiser for actor and critic; the loss is
 ``−(r·Â − D) + c_v·L_V − c_H·H``. PPO is the drift :func:`pgjax.drifts.ppo`.
 
-The drift sees :class:`DriftInputs`: the ratio and advantage of each sample, the analytic
-``KL(π ‖ π_old)`` of its state (π_old is evaluated once per update, before the first step) and
-the training progress ``k/K`` — enough for every drift in :mod:`pgjax.drifts`, MDPO's and
-TA-LPO's included.
+The drift sees :class:`DriftInputs`: the ratio, log-ratio and advantage of each sample, the
+analytic ``KL(π ‖ π_old)`` of its state (π_old is evaluated once per update, before the first
+step) and the training progress ``k/K`` — enough for every drift in :mod:`pgjax.drifts`,
+MDPO's and TA-LPO's included.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class DriftInputs:
     advantage: jax.Array  #: Â per sample (normalised if the config says so)
     kl: jax.Array | None  #: analytic KL(π(·|s) ‖ π_old(·|s)) per sample (None unless asked)
     progress: jax.Array  #: k/K, the share of the training updates done (a scalar)
+    #: log r = log π(a|s) − log π_old(a|s) per sample, for drifts of log r (DPO, LPO), which
+    #: then need not take log(ratio) (−inf where float32 exp(log r) underflows, log r < −103)
+    log_ratio: jax.Array | None = None
 
 
 def shuffled_indices(key, num: int, size: int):
@@ -92,7 +95,8 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     kl = None if minibatch.old_policy is None else policy.kl(minibatch.old_policy)
     pg_loss, log_ratio, drift_value = losses.policy_objective(
         policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage,
-        lambda ratio, adv: drift(DriftInputs(ratio, adv, kl, progress)),
+        lambda ratio, adv, log_ratio: drift(DriftInputs(ratio, adv, kl, progress, log_ratio)),
+        pass_log_ratio=True,
     )
     values = network.value(params.critic, minibatch.obs)
     v_loss, v_metrics = losses.value_loss(
