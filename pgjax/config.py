@@ -366,13 +366,34 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
     config = Config(algo=algo, env=env, **values)
     validate(config)
     try:  # builds the env: its own checks of env_kwargs run here
-        if config.env_kwargs:
-            envs_lib.make(config.env, **dict(config.env_kwargs))
+        if config.env_kwargs or config.action_head == "tanh":
+            check_action_head(config, envs_lib.make(config.env, **dict(config.env_kwargs)))
         return resolve_defaults(config)
     except TypeError as error:  # e.g. an unexpected keyword of a Brax env constructor
         detail = (str(error).strip().splitlines() or [""])[0]
         raise ValueError(f"env_kwargs: {dict(config.env_kwargs)} rejected by "
                          f"{config.env_id}: {detail}") from None
+
+
+def check_action_head(config: Config, env) -> None:
+    """Refuse ``action_head="tanh"`` on a Box action space with an infinite bound: the squashed
+    action ``low + (tanh(u) + 1)·(high − low)/2`` is NaN (∞ − ∞ or 0·∞) there.
+
+    Example:
+      >>> import pgjax
+      >>> from pgjax import envs
+      >>> from pgjax.config import check_action_head
+      >>> env = envs.make("Pendulum-v1")  # bounds ±2
+      >>> check_action_head(pgjax.make_config("ppo", "Pendulum-v1", action_head="tanh"), env)
+    """
+    space = env.action_space
+    if config.action_head != "tanh" or not isinstance(space, envs_lib.Box):
+        return
+    if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ValueError(f"action_head: 'tanh' squashes actions into the action bounds, and "
+                         f"those of {config.env_id} are infinite (low {space.low.min()}, high "
+                         f"{space.high.max()}): NaN actions; use action_head='clip' or give "
+                         "the action space finite bounds")
 
 
 def config_from_dict(values: dict) -> Config:

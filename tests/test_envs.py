@@ -87,6 +87,31 @@ def test_users_env_trains_without_registration():
     assert np.isfinite(np.asarray(metrics["policy_loss"])).all()
 
 
+class FreeWalk:
+    """A user's own env with unbounded continuous actions: x += a, reward −x², time limit 5."""
+
+    observation_space = envs.Box.make(-np.inf, np.inf, (1,))
+    action_space = envs.Box.make([-np.inf, -1.0], [1.0, np.inf], (2,))
+
+    def reset(self, key):
+        return (jnp.zeros(()), jnp.zeros((), jnp.int32)), jnp.zeros((1,))
+
+    def step(self, key, state, action):
+        x, t = state
+        x, t = x + action.sum(), t + 1
+        return ((x, t), x[None], -x**2, jnp.bool_(False), t >= 5, {"final_observation": x[None]})
+
+
+def test_tanh_head_on_infinite_action_bounds_is_refused():
+    env = envs.AutoReset(FreeWalk())
+    assert pgjax.make_config("ppo", env).action_head == "clip"  # clipping at ±inf is fine
+    with pytest.raises(ValueError, match=r"^action_head: 'tanh' squashes actions into the "
+                                         r"action bounds.*infinite.*action_head='clip' or "
+                                         r"give the action space finite bounds$"):
+        pgjax.make_config("ppo", env, action_head="tanh")
+    assert pgjax.make_config("ppo", "Pendulum-v1", action_head="tanh").action_head == "tanh"
+
+
 def test_non_protocol_object_is_refused():
     with pytest.raises(TypeError, match="protocol"):
         envs.make(object())
