@@ -81,9 +81,10 @@ class MetaSpec:
     #: default (128, Lu et al.). Narrower nets have fewer parameters for the ES to search.
     drift_hidden: int | None = None
     #: std of a normal draw for the initial mean of a learned drift net; 0 = zeros (exactly
-    #: PPO with ``lpo_ppo_init``). The net is odd (f(−φ) = f(φ) when every weight flips
-    #: sign), so at φ = 0 each antithetic pair ±σz is one drift, the ES objective is even and
-    #: its gradient is 0: a small random start breaks that symmetry.
+    #: PPO with ``lpo_ppo_init``). The net is even in its parameters: f_{−φ} = f_φ, since tanh
+    #: is odd, (−w₂)ᵀ tanh(−W₁x) = w₂ᵀ tanh(W₁x). So at φ = 0 each antithetic pair ±σz is one
+    #: drift, the ES objective is even and its gradient is 0: a small random start breaks that
+    #: symmetry.
     init_scale: float = 0.0
 
     def __post_init__(self):

@@ -67,7 +67,8 @@ def test_one_generation_equals_its_members_one_at_a_time():
                          set={**TINY, "learning_rate": 0.02})
     config = spec.configs()[0]
     updates = meta._fitness_updates(spec, config)
-    # not −x: the LPO net is odd in its parameters, so x and −x are the same drift
+    # not −x: the LPO net is even in its parameters ((−w₂)ᵀ tanh(−W₁x) = w₂ᵀ tanh(W₁x), tanh
+    # being odd), so x and −x are the same drift
     members = jax.tree.map(lambda x: jnp.stack([x * 0, x, 2 * x]),
                            drifts.init_lpo(jax.random.key(1), scale=2.0))
     keys = jax.random.split(jax.random.key(3), 2)
