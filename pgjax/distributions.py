@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.scipy.special import erf
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -74,15 +75,57 @@ class DiagGaussian:
         return jnp.sum(0.5 * (var_ratio + mean_term - 1.0) - (self.log_std - other.log_std), -1)
 
 
-#: Gauss–Hermite nodes and weights for E_{z~N(0,1)}[f(z)] ≈ Σ_k w_k f(√2·x_k)/√π.
-_HERMITE_NODES, _HERMITE_WEIGHTS = (x.astype(np.float32) for x in
-                                    np.polynomial.hermite.hermgauss(24))
+#: 24-point Gauss–Legendre nodes and weights on [−1, 1]: ∫_{-1}^{1} f ≈ Σ_k w_k f(x_k).
+_LEGENDRE_NODES, _LEGENDRE_WEIGHTS = (x.astype(np.float32) for x in
+                                      np.polynomial.legendre.leggauss(24))
+#: softplus(−2v) ≤ e^{−2v} < 2e-9 beyond v = 10, and N(0, 1) < e^{−32} beyond 8 deviations:
+#: where :func:`expected_log1m_tanh_sq` stops integrating.
+_SOFTPLUS_SUPPORT, _NORMAL_SUPPORT = 10.0, 8.0
 
 
 def log1m_tanh_sq(u: jax.Array) -> jax.Array:
     """log(1 − tanh²u) = 2·(log 2 − u − softplus(−2u)), finite for every u (the naive form is
     −inf once tanh(u) rounds to ±1, |u| ≳ 9 in float32)."""
     return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+def folded_normal_mean(mean: jax.Array, std: jax.Array) -> jax.Array:
+    """E|u| for u ~ N(μ, σ²), the mean of the folded normal::
+
+        E|u| = σ·√(2/π)·exp(−μ²/(2σ²)) + μ·erf(μ/(σ√2))
+    """
+    z = mean / std
+    return std * math.sqrt(2.0 / math.pi) * jnp.exp(-0.5 * z**2) + mean * erf(z / math.sqrt(2.0))
+
+
+def expected_log1m_tanh_sq(mean: jax.Array, std: jax.Array) -> jax.Array:
+    """E[log(1 − tanh² u)] for u ~ N(μ, σ²), elementwise, deterministic and differentiable, to
+    float32 precision (checked for log σ in [−8, 5] and |μ| up to 50 against a fine-grid
+    quadrature; tests/test_distributions.py). With ``m = |μ|``, split
+
+        log(1 − tanh² u) = 2·log 2 − 2|u| − 2·softplus(−2|u|):
+
+    ``E|u|`` in closed form (:func:`folded_normal_mean`), and the bounded remainder, which is
+    localised (≤ e^{−2|u|}) and analytic in v = |u| ≥ 0, folded onto v and written in
+    standard units t = (v − m)/σ, with φ the N(0, 1) density::
+
+        E[softplus(−2|u|)] = ∫ softplus(−2(m + σt))·(φ(t) + φ(t + 2m/σ)) dt
+
+    over ``t ∈ [max(−8, −m/σ), min(8, (10 − m)/σ)]`` (v ∈ [0, 10], within 8σ of m), by
+    24-point Gauss–Legendre. (A Gauss–Hermite quadrature of the whole expectation misses the
+    bend of width ~1 at u = 0 once σ ≫ 1: 24 points were 0.13 nats off at log σ = 2, 0.5 at
+    log σ = 3.)
+    """
+    mean, std = jnp.broadcast_arrays(mean, std)
+    m = jnp.abs(mean)
+    t_low = jnp.maximum(-_NORMAL_SUPPORT, -m / std)
+    t_high = jnp.maximum(t_low, jnp.minimum(_NORMAL_SUPPORT, (_SOFTPLUS_SUPPORT - m) / std))
+    half = 0.5 * (t_high - t_low)
+    t = (t_low + half)[..., None] + half[..., None] * _LEGENDRE_NODES
+    density = jnp.exp(-0.5 * t**2) + jnp.exp(-0.5 * (t + (2.0 * m / std)[..., None]) ** 2)
+    integrand = jax.nn.softplus(-2.0 * (m[..., None] + std[..., None] * t)) * density
+    remainder = half * jnp.sum(integrand * _LEGENDRE_WEIGHTS, -1) / math.sqrt(2.0 * math.pi)
+    return 2.0 * math.log(2.0) - 2.0 * folded_normal_mean(mean, std) - 2.0 * remainder
 
 
 @struct.dataclass
@@ -99,9 +142,10 @@ class TanhGaussian:
     with the log-det in its softplus form (:func:`log1m_tanh_sq`), finite at actions as close
     to the bounds as float32 allows. Since tanh is a bijection, the likelihood ratio of two such
     policies at the same u is the Gaussians' ratio, and ``kl`` is the Gaussians' KL, exactly.
-    The entropy has no closed form: H = H(N) + Σ_i E[log(1 − tanh² u_i)], where each expectation
-    over a 1-D normal is estimated by 24-point Gauss–Hermite quadrature (deterministic and
-    differentiable, so the entropy bonus needs no random key).
+    The entropy has no closed form: H = H(N) + Σ_i E[log(1 − tanh² u_i)], each expectation over
+    a 1-D normal computed by :func:`expected_log1m_tanh_sq` (a closed-form part and a 24-point
+    Gauss–Legendre quadrature: deterministic and differentiable, so the entropy bonus needs no
+    random key, and accurate for every σ).
     """
 
     mean: jax.Array
@@ -130,10 +174,9 @@ class TanhGaussian:
         return self.log_prob(jnp.arctanh(jnp.clip(action, -bound, bound)))
 
     def entropy(self) -> jax.Array:
-        """H(N(μ, σ²)) + Σ_i E_{u_i}[log(1 − tanh² u_i)], the expectation by quadrature."""
+        """H(N(μ, σ²)) + Σ_i E_{u_i}[log(1 − tanh² u_i)] (:func:`expected_log1m_tanh_sq`)."""
         std = jnp.exp(jnp.broadcast_to(self.log_std, self.mean.shape))
-        u = self.mean[..., None] + math.sqrt(2.0) * std[..., None] * _HERMITE_NODES
-        log_det = jnp.sum(log1m_tanh_sq(u) * _HERMITE_WEIGHTS, -1) / math.sqrt(math.pi)
+        log_det = expected_log1m_tanh_sq(self.mean, std)
         return self._gaussian.entropy() + jnp.sum(log_det, axis=-1)
 
     def kl(self, other: "TanhGaussian") -> jax.Array:
