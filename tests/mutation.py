@@ -121,6 +121,23 @@ MUTATIONS = [
     Mutation("FixPO without the β·KL penalty in the primary loss", "pgjax/fixpo.py",
              "penalty = beta * kl.mean()", "penalty = 0.0 * beta * kl.mean()",
              ("tests/test_fixpo.py",)),
+    Mutation("FixPO fix-up updates β from the post-step KL", "pgjax/fixpo.py",
+             "return (actor, actor_adam, *beta_step(beta, beta_adam, max_kl))",
+             "return (actor, actor_adam, *beta_step(beta, beta_adam, mean_kl(actor)[1].max()))",
+             ("tests/test_fixpo.py",)),
+    Mutation("FixPO fix-up stops at 10× the bound", "pgjax/fixpo.py",
+             "violates = max_kl > config.eps_kl", "violates = max_kl > 10 * config.eps_kl",
+             ("tests/test_fixpo.py",)),
+    Mutation("FixPO clips by the actor's gradient norm alone", "pgjax/fixpo.py",
+             "norm = jnp.sqrt(jnp.sum(g_actor ** 2) + jnp.sum(g_critic ** 2))",
+             "norm = jnp.sqrt(jnp.sum(g_actor ** 2))", ("tests/test_fixpo.py",)),
+    # --- keys and the log-ratio ---
+    Mutation("rollout splits a legacy key without converting it", "pgjax/rollout.py",
+             "jax.random.split(typed_key(key), num_steps", "jax.random.split(key, num_steps",
+             ("tests/test_keys.py",)),
+    Mutation("DPO rebuilds log r from r", "pgjax/algorithms.py",
+             "c.dpo_beta,\n                                      log_ratio=x.log_ratio)",
+             "c.dpo_beta)", ("tests/test_log_ratio.py",)),
 ]
 
 
@@ -153,11 +170,14 @@ def run_tests(root: Path, first: tuple[str, ...], timeout: float) -> tuple[str, 
     at the first failure: ``("killed" | "survived" | "error" | "timeout", seconds, last line)``."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p",
-               "no:cacheprovider", *first, "tests"]
+               "no:cacheprovider"]
     start = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+    try:  # the likely killers alone first (no collection of the rest), then everything
+        for paths in ([*first], ["tests"]):
+            done = subprocess.run(command + paths, cwd=root, env=env, capture_output=True,
+                                  text=True, timeout=timeout)
+            if done.returncode != 0:
+                break
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
     lines = [line for line in done.stdout.splitlines() if line.strip()]
