@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import pgjax
-from pgjax import fixpo
+from pgjax import fixpo, trainer
 
 TINY = dict(num_envs=4, num_steps=64, num_epochs=3, num_minibatches=2,
             total_timesteps=4 * 64 * 10)
@@ -146,6 +146,26 @@ def test_primary_phase_carries_the_kl_penalty(one_update):
     assert penalised["max_kl"][0] < 0.1 * free["max_kl"][0], (penalised["max_kl"],
                                                               free["max_kl"])
     assert penalised["drift"][0] > 0 and free["drift"][0] == 0
+
+
+def test_primary_phase_clips_the_joint_gradient_norm():
+    """One primary step with Adam's ε so large that Adam is gradient descent (step ≈ lr·g/ε):
+    with the gradient clipped, actor and critic together move lr·max_grad_norm/ε — one clip
+    over both, as ``clip_grad_norm_`` over actor + critic (not each by its own norm, nor both
+    by the actor's)."""
+    config = pgjax.make_config(
+        "fixpo", "CartPole-v1", num_envs=4, num_steps=64, num_epochs=1, num_minibatches=1,
+        total_timesteps=256, eps_kl=NEVER, adam_eps=1e3, max_grad_norm=0.5, learning_rate=100.0)
+    key = jax.random.key(3)
+    before = trainer.make_trainer(config).init(key).params
+    state, metrics = jax.jit(pgjax.make_train(config))(key)
+    assert float(metrics["grad_norm"][0]) > 2 * config.max_grad_norm  # the clip is active
+    moved = [np.linalg.norm(ravel_pytree(getattr(state.params, part))[0]
+                            - ravel_pytree(getattr(before, part))[0])
+             for part in ("actor", "critic")]
+    assert min(moved) > 0
+    expected = config.learning_rate * config.max_grad_norm / config.adam_eps
+    np.testing.assert_allclose(np.hypot(*moved), expected, rtol=2e-3)
 
 
 def test_fixup_beta_steps_use_the_pre_step_kl(monkeypatch):
