@@ -65,7 +65,9 @@ class Config:
     #: an update with a non-finite reward, loss, gradient or parameter keeps the old parameters
     #: (counted in the ``nonfinite`` metric) instead of stopping the run
     skip_nonfinite: bool = _static(False)
-    # TRPO: num_epochs × num_minibatches (and learning_rate) are the value function's Adam steps
+    # MDPO, TRPO: num_epochs × num_minibatches (and learning_rate) are the value function's
+    # Adam steps
+    policy_steps: int = _static(10)  #: MDPO full-batch policy steps per update (m)
     cg_iters: int = _static(10)  #: TRPO conjugate-gradient iterations
     max_backtracks: int = _static(10)  #: TRPO line-search candidates
     fisher_subsample: int = _static(1)  #: TRPO Fisher-vector products on every k-th sample
@@ -135,8 +137,8 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 ACTION_HEADS = ("clip", "tanh")
 _INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps",
-               "cg_iters", "max_backtracks", "fisher_subsample", "fixup_max_passes",
-               "fixup_minibatch_size")
+               "policy_steps", "cg_iters", "max_backtracks", "fisher_subsample",
+               "fixup_max_passes", "fixup_minibatch_size")
 _BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "lpo_ppo_init",
                 "skip_nonfinite")

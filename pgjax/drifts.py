@@ -89,27 +89,44 @@ def dpo(ratio, advantage, alpha=2.0, beta=0.6, *, log_ratio=None):
     return jnp.where(advantage >= 0.0, positive, negative)
 
 
-def mdpo(kl, progress):
+def mdpo_step_size(progress, num_updates):
+    """MDPO's step size ``t_k = 1 − (k − 1)/K`` for update ``k`` (from 0) of ``K``, from
+    ``progress = k/K``: ``1 − progress + 1/K`` (the authors' ``mdpo_on/mdpo.py`` line 400,
+    ``lr_now = 1.0 - (iters_so_far - 1.0) / n_updates`` with ``iters_so_far`` from 0).
+
+    Example:
+      >>> from pgjax import drifts
+      >>> [round(float(drifts.mdpo_step_size(k / 4, 4)), 4) for k in range(4)]
+      [1.25, 1.0, 0.75, 0.5]
+    """
+    return 1.0 - progress + 1.0 / num_updates
+
+
+def mdpo(kl, progress, *, num_updates):
     """On-policy Mirror Descent Policy Optimization (Tomar, Shani, Efroni & Ghavamzadeh,
     ICLR 2022, arXiv 2005.09814) as a drift of the per-state KL rather than of the ratio::
 
-        D(s) = KL(π(·|s) ‖ π_old(·|s)) / t_k,       t_k = 1 − k/K = 1 − progress
+        D(s) = KL(π(·|s) ‖ π_old(·|s)) / t_k,       t_k = 1 − (k − 1)/K
 
-    with ``k`` the update index and ``K`` the number of updates, so the penalty grows from 1 to
-    K over training. Note the direction, new‖old (TRPO constrains old‖new). A valid drift: the
-    KL is ≥ 0 and zero with zero gradient at π = π_old.
+    with ``k`` (from 0) the update index and ``K`` the number of updates
+    (:func:`mdpo_step_size`), so the penalty grows from ``K/(K + 1)`` to ``K/2`` over training.
+    Note the direction, new‖old (TRPO constrains old‖new). A valid drift: the KL is ≥ 0 and
+    zero with zero gradient at π = π_old. :mod:`pgjax.mdpo` takes the authors' full-batch
+    policy steps on ``E[r·Â − D]``.
 
     Args:
       kl: the analytic ``KL(π ‖ π_old)`` per sample (e.g. ``policy.kl(old_policy)``).
       progress: ``k/K`` in ``[0, 1)``, the share of training done.
+      num_updates: ``K``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from pgjax import drifts
-      >>> [round(x, 4) for x in drifts.mdpo(jnp.array([0.0, 0.01]), 0.75).tolist()]  # 0.01/0.25
-      [0.0, 0.04]
+      >>> d = drifts.mdpo(jnp.array([0.0, 0.01]), 0.75, num_updates=4)  # 0.01 / 0.5
+      >>> [round(x, 4) for x in d.tolist()]
+      [0.0, 0.02]
     """
-    return kl / (1.0 - progress)
+    return kl / mdpo_step_size(progress, num_updates)
 
 
 @struct.dataclass

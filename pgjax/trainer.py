@@ -17,7 +17,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
-from pgjax import fixpo, trpo
+from pgjax import fixpo, mdpo, trpo
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.keys import typed_key
@@ -127,8 +127,8 @@ def episode_metrics(transitions):
 
 
 def make_update_rule(config: Config, network) -> UpdateRule:
-    """The algorithm's update: TRPO's, FixPO's, or the first-order Mirror-Learning update with
-    its drift."""
+    """The algorithm's update: MDPO's, TRPO's, FixPO's, or the first-order Mirror-Learning
+    update with its drift."""
     algorithm = ALGORITHMS[config.algo]
     optimizer = make_optimizer(config)
     if algorithm.update == "trpo":
@@ -136,6 +136,8 @@ def make_update_rule(config: Config, network) -> UpdateRule:
     if algorithm.update == "fixpo":
         return fixpo.make_rule(config, network)
     drift = functools.partial(algorithm.drift, config)
+    if algorithm.update == "mdpo":
+        return mdpo.make_rule(config, network, drift)
 
     def update(params, opt_state, batch, key, progress):
         return mirror_update(params, opt_state, batch, key, network=network,

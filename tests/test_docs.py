@@ -5,12 +5,12 @@ import doctest
 import pytest
 
 import pgjax
-from pgjax import (advantages, algorithms, analysis, config, drifts, fixpo, losses, policy,
-                   trainer, trpo)
+from pgjax import (advantages, algorithms, analysis, config, drifts, fixpo, losses, mdpo,
+                   policy, trainer, trpo)
 
 
 @pytest.mark.parametrize("module", [advantages, algorithms, analysis, config, drifts, fixpo,
-                                    losses, policy, trainer, trpo])
+                                    losses, mdpo, policy, trainer, trpo])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,128 @@
+"""MDPO, on-policy: ``m`` full-batch policy steps on the mirror-descent objective, then the
+value function on its own.
+
+Mirror Descent Policy Optimization (Tomar, Shani, Efroni & Ghavamzadeh, ICLR 2022,
+arXiv 2005.09814). The update follows the authors' code, manantomar/Mirror-Descent-Policy-
+Optimization @c9bd3ba, ``mdpo_on/mdpo.py`` (``MDPO.learn``, method ``"multistep-SGD"``;
+launcher ``mdpo_on/run_mujoco.py``). In update ``k`` of ``K`` (``k`` from 0):
+
+* **policy phase** (lines 421–428): ``policy_steps`` (``sgd_steps``, 10 in the README) Adam
+  steps on the whole batch, each on ``−Ψ_k`` with (line 195)::
+
+      Ψ_k(θ) = mean(r·Â) − mean_s KL(π_θ(·|s) ‖ π_θk(·|s)) / t_k,      t_k = 1 − (k − 1)/K
+
+  (line 400: ``lr_now = 1.0 - (iters_so_far - 1.0) / n_updates`` with ``iters_so_far`` from
+  0, so ``t_0 = 1 + 1/K`` and the KL coefficient grows from ``K/(K+1)`` to ``K/2``); KL
+  new‖old and analytic (line 164); Â standardised over the batch; the policy's gradient
+  clipped to global norm 0.5 (line 249) and Adam (ε 1e-5, line 250) at a constant 3e-4
+  (line 339) on the policy's variables only (line 209), its state kept across updates.
+* **value phase** (lines 439–447), after the policy phase: ``vf_iters`` (5) epochs over
+  shuffled minibatches of 128 — here ``num_epochs × num_minibatches`` — of Adam (a separate
+  ``MpiAdam``, line 280) at the same 3e-4 on the clipped value loss
+  ``mean(max((V − R)², (V_old + clip(V − V_old, ±0.2) − R)²))`` (lines 179–188), with no
+  gradient clip.
+
+Differences: pgjax's value loss carries a ½ (the same Adam step up to ε); both Adams use
+``adam_eps`` (``MpiAdam``'s ε is 1e-8); ``anneal_lr`` (off by default, as in the authors'
+code) decays both learning rates linearly over the updates.
+
+Example:
+  >>> import pgjax
+  >>> config = pgjax.make_config("mdpo", "CartPole-v1")
+  >>> config.policy_steps, config.num_epochs, config.minibatch_size, config.learning_rate
+  (10, 5, 128, 0.0003)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.flatten_util import ravel_pytree
+
+from pgjax import advantages as advantages_lib
+from pgjax import losses, trpo
+from pgjax.updates import Batch, DriftInputs, UpdateRule
+
+
+@struct.dataclass
+class MDPOState:
+    """MDPO's two Adam states: the policy's (over the raveled actor) and the value
+    function's (over the raveled critic)."""
+
+    actor_adam: Any
+    critic_adam: Any
+
+
+def policy_phase(actor_params, opt_state, batch: Batch, *, network, optimizer, config,
+                 drift: Callable[[DriftInputs], jax.Array], progress):
+    """``config.policy_steps`` full-batch steps of ``optimizer`` on
+    ``−mean(r·Â − D) − c_H·mean(H)``, ``D = drift(DriftInputs)`` with the analytic
+    ``KL(π ‖ π_old)`` of every state (π_old: ``actor_params``). Returns ``(actor_params,
+    opt_state, metrics)``, the metrics averaged over the steps."""
+    old_policy = jax.lax.stop_gradient(network.policy(actor_params, batch.obs))
+    advantage = batch.advantage
+    if config.normalize_advantages:
+        advantage = advantages_lib.normalize(advantage)
+    flat, unravel = ravel_pytree(actor_params)
+
+    def loss(flat):
+        policy = network.policy(unravel(flat), batch.obs)
+        kl = policy.kl(old_policy)
+        pg_loss, log_ratio, drift_value = losses.policy_objective(
+            policy.log_prob(batch.action), batch.old_log_prob, advantage,
+            lambda ratio, adv, log_ratio: drift(DriftInputs(ratio, adv, kl, progress,
+                                                            log_ratio)),
+            pass_log_ratio=True)
+        ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
+        metrics = {"policy_loss": pg_loss, "kl_new_old": jnp.mean(kl), **ent_metrics}
+        return pg_loss + config.ent_coef * ent_loss, (metrics, (log_ratio, drift_value))
+
+    def step(carry, _):
+        flat, opt_state = carry
+        grads, (metrics, samples) = jax.grad(loss, has_aux=True)(flat)
+        updates, opt_state = optimizer.update(grads, opt_state, flat)
+        return (optax.apply_updates(flat, updates), opt_state), (
+            {**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
+
+    (flat, opt_state), (metrics, (log_ratio, drift_value)) = jax.lax.scan(
+        step, (flat, opt_state), None, length=config.policy_steps)
+    return unravel(flat), opt_state, {
+        **jax.tree.map(jnp.mean, metrics),
+        **losses.ratio_metrics(log_ratio, drift_value, clip_epsilon=config.clip_epsilon)}
+
+
+def make_rule(config, network, drift: Callable[[DriftInputs], jax.Array]) -> UpdateRule:
+    """MDPO as an :class:`pgjax.updates.UpdateRule` (the module docstring gives the steps);
+    ``drift`` is the registered MDPO drift (:func:`pgjax.drifts.mdpo`) bound to ``config``."""
+
+    def optimizers(learning_rate):
+        policy = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                             optax.scale_by_adam(eps=config.adam_eps),
+                             optax.scale(-learning_rate))
+        value = optax.chain(optax.scale_by_adam(eps=config.adam_eps),
+                            optax.scale(-learning_rate))
+        return policy, value
+
+    def init(params):
+        policy, value = optimizers(config.learning_rate)
+        return MDPOState(policy.init(ravel_pytree(params.actor)[0]),
+                         value.init(ravel_pytree(params.critic)[0]))
+
+    def update(params, state: MDPOState, batch: Batch, key, progress):
+        learning_rate = config.learning_rate * ((1.0 - progress) if config.anneal_lr else 1.0)
+        policy_optimizer, value_optimizer = optimizers(learning_rate)
+        actor, actor_adam, metrics = policy_phase(
+            params.actor, state.actor_adam, batch, network=network, optimizer=policy_optimizer,
+            config=config, drift=drift, progress=progress)
+        critic, critic_adam, value_loss = trpo.value_update(
+            params.critic, state.critic_adam, batch, key, network=network,
+            optimizer=value_optimizer, config=config)
+        return params.replace(actor=actor, critic=critic), MDPOState(actor_adam, critic_adam), {
+            **metrics, "value_loss": value_loss}
+
+    return UpdateRule(init, update)
