@@ -9,15 +9,21 @@ Profiles (env steps per run; seeds):
 
     python benchmarks/suite.py --profile cpu [--envs CartPole-v1 ...] [--algos ppo spo ...]
     python benchmarks/suite.py --profile cpu --dry-run     # the runs and groups, nothing trained
+    python benchmarks/suite.py --profile cpu --envs Pendulum-v1 --algos mdpo \
+        --out /tmp/suite-mdpo --merge-into benchmarks/results/suite-cpu  # re-run one algorithm
 
 Results go to ``benchmarks/results/suite-<profile>/`` (a resumable sweep directory: re-running
-skips finished groups) with ``plots/`` and ``table.md``.
+skips finished groups) with ``plots/`` and ``table.md``. ``--merge-into DIR`` then puts the
+algorithms just run into DIR's tables in place of their earlier rows (after a change to one
+algorithm, the others need not train again).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import pgjax  # before jax: XLA host devices
@@ -76,6 +82,39 @@ def table(summary_csv: Path) -> str:
     return "\n".join(lines)
 
 
+def merge(source: Path, target: Path, algos) -> None:
+    """Replace ``algos``' groups and rows in the sweep directory ``target`` by those of
+    ``source`` (the same env), and note the replacement in ``target``'s manifest."""
+    for name in ("final.csv", "results.csv"):
+        old, new = _rows(target / name), _rows(source / name)
+        # the new rows where the old ones began, so the tables keep their order
+        at = next((i for i, r in enumerate(old) if r["algo"] in algos), len(old))
+        kept = [r for r in old if r["algo"] not in algos]
+        fields = list(dict.fromkeys([*(kept or new)[0], *new[0]]))
+        with open(target / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fields, restval="")
+            writer.writeheader()
+            writer.writerows(kept[:at] + new + kept[at:])
+    manifest = json.loads((target / "manifest.json").read_text())
+    records = json.loads((source / "manifest.json").read_text())
+    manifest["groups"] = [g for g in manifest["groups"] if g["algo"] not in algos] + \
+        records["groups"]
+    manifest.setdefault("merged", []).append(
+        {"algos": list(algos), "git_revision": records["git_revision"]})
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    for group in (target / "groups").glob("*"):
+        if group.name.split("-")[0] in algos:
+            shutil.rmtree(group)
+    for group in (source / "groups").glob("*"):
+        shutil.copytree(group, target / "groups" / group.name,
+                        ignore=shutil.ignore_patterns("checkpoints"))
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=list(BUDGETS), default="cpu")
@@ -84,6 +123,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="default: the profile's")
     parser.add_argument("--out", default=None)
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--merge-into", default=None, metavar="DIR",
+                        help="put the algorithms run into DIR's tables in place of their rows")
     args = parser.parse_args()
     envs = args.envs or (ENVS if args.profile != "smoke" else list(BUDGETS["smoke"]))
     algos = args.algos or algorithms()
@@ -98,11 +139,15 @@ def main() -> None:
         if args.dry_run:
             continue
         pgjax.sweep(spec, out=out)
+        if args.merge_into:
+            out = Path(args.merge_into) / env.replace("/", "-")
+            merge(root / env.replace("/", "-"), out, algos)
         plot_sweep(out, reps=5000)
         markdown = table(out / "plots" / "summary.csv")
         (out / "table.md").write_text(markdown + "\n")
         print(markdown, flush=True)
     # the combined table: every env of the profile that has finished so far
+    root = Path(args.merge_into) if args.merge_into else root
     summaries = [p for p in (root / e.replace("/", "-") / "plots" / "summary.csv" for e in ENVS)
                  if p.exists()]
     if not args.dry_run and summaries:
