@@ -138,8 +138,10 @@ def compiled_update(algo: str, overrides: dict):
 
 def algorithms_per_update(repeats: int = 30) -> None:
     """Each algorithm's time per update against PPO's, all on the same batch (16 × 128,
-    8 epochs × 8 minibatches); MDPO, TRPO and FixPO also at their own defaults (MDPO: 10
-    full-batch steps; TRPO: one natural-gradient step and 5 × 8 value-function Adam steps;
+    8 epochs × 8 minibatches: for MDPO and TRPO the value function's steps, after 10 full-batch
+    policy steps or one natural-gradient step); MDPO, TRPO and FixPO also at their own defaults
+    (MDPO: 10 full-batch policy steps and 5 × 16 value-function Adam steps; TRPO: one
+    natural-gradient step and 5 × 8 value-function Adam steps;
     FixPO: 10 epochs × 8 minibatches plus its fix-up steps). Every update is compiled first,
     then timed in interleaved rounds (one update of each per round), so that load changes on a
     shared machine hit every algorithm alike; medians over ``repeats`` rounds."""

@@ -133,11 +133,15 @@ def test_policy_phase_kl_is_new_to_old(setup):
 
 def test_defaults_follow_the_authors_launcher():
     """run_mujoco.py: 2048-sample batches, 10 policy steps, 5 value epochs of 128 samples,
-    Adam 3e-4 constant, no entropy bonus, the clipped value loss at 0.2."""
-    for env in ("CartPole-v1", "brax/hopper"):
+    Adam 3e-4 constant, no entropy bonus, the clipped value loss at 0.2; the short-budget
+    presets change only the learning rate (Brax, Pendulum) and the policy steps (Pendulum)."""
+    for env, learning_rate in (("CartPole-v1", 3e-4), ("brax/hopper", 3e-3)):
         config = pgjax.make_config("mdpo", env)
         assert config.batch_size == 2048 and config.minibatch_size == 128, env
-        assert (config.policy_steps, config.num_epochs, config.learning_rate) == (10, 5, 3e-4)
+        assert (config.policy_steps, config.num_epochs, config.learning_rate) == (
+            10, 5, learning_rate)
         assert (config.anneal_lr, config.ent_coef, config.clip_value_loss,
                 config.clip_epsilon) == (False, 0.0, True, 0.2)
-    assert pgjax.make_config("mdpo", "Pendulum-v1").minibatch_size == 128
+    pendulum = pgjax.make_config("mdpo", "Pendulum-v1")
+    assert (pendulum.minibatch_size, pendulum.policy_steps, pendulum.learning_rate) == (
+        128, 15, 2e-3)
