@@ -115,7 +115,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             # PPO's rollout shape and γ. 15 policy steps at 2e-3: at the authors' 10 at 3e-4
             # the suite's 524k steps ended at IQM −215.9 (PPO −147.7); on a grid of lr 3e-4 …
             # 3e-3 × 10 … 30 steps (seeds 0-3) this was inside PPO's interval at 524k
-            # (−154.3) and held ≥ −163 on all 4 seeds at 1M, where 10 steps at 2e-3 lost a
+            # (−154.2) and held ≥ −163 on all 4 seeds at 1M, where 10 steps at 2e-3 lost a
             # seed to −552 (benchmarks/README.md).
             "Pendulum-v1": dict(num_envs=16, num_steps=256, num_minibatches=32, gamma=0.95,
                                 learning_rate=2e-3, policy_steps=15,
