@@ -2,7 +2,9 @@
 (default Breakout-MinAtar, 256 episodes, seed 0; discrete actions)."""
 import sys
 
-import pgjax  # before jax: XLA CPU settings
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -19,7 +19,9 @@ import statistics
 import time
 from pathlib import Path
 
-import pgjax  # before jax: XLA host devices
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -31,7 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-import pgjax  # before jax: host devices and XLA CPU settings
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 import jax  # noqa: E402
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-import pgjax  # before jax: host devices and XLA CPU settings
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 import numpy as np  # noqa: E402
 

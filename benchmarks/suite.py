@@ -26,7 +26,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pgjax  # before jax: XLA host devices
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 from pgjax.algorithms import ALGORITHMS  # noqa: E402
 from pgjax.analysis import plot_sweep  # noqa: E402

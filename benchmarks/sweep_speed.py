@@ -31,7 +31,9 @@ import sys
 import tempfile
 import time
 
-import pgjax  # before jax: XLA host devices
+import pgjax
+
+pgjax.use_host_devices()  # before the first JAX computation: one CPU device per core
 
 import jax  # noqa: E402
 

@@ -1,14 +1,11 @@
 """pgjax: JAX-native policy optimisation — whole training runs as one XLA program."""
 
-from pgjax._xla import configure_host_devices as _configure_host_devices
-
-_configure_host_devices()
-
-from pgjax import advantages, distributions, drifts, envs, losses  # noqa: E402
-from pgjax.advantages import gae  # noqa: E402
-from pgjax.config import ALGORITHMS, Config, make_config, stack_configs  # noqa: E402
-from pgjax.policy import evaluate, make_policy  # noqa: E402
-from pgjax.trainer import METRICS, TrainState, make_train, make_trainer  # noqa: E402
+from pgjax import advantages, distributions, drifts, envs, losses
+from pgjax.advantages import gae
+from pgjax.config import ALGORITHMS, Config, make_config, stack_configs
+from pgjax.devices import use_host_devices
+from pgjax.policy import evaluate, make_policy
+from pgjax.trainer import METRICS, TrainState, make_train, make_trainer
 
 __version__ = "0.1.0"
 
@@ -32,6 +29,7 @@ __all__ = [
     "resume",
     "sweep",
     "train",
+    "use_host_devices",
 ]
 
 

@@ -18,7 +18,6 @@ def _normalize(items) -> dict:
 
 
 def cmd_meta(args) -> int:
-    import pgjax  # noqa: F401 - sets XLA host devices before jax is imported
     from pgjax.cli import _parse_sets
     from pgjax.meta import MetaSpec, meta_train
 

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from pgjax.devices import use_host_devices
+
 
 def _literal(text: str):
     """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True; anything else stays a string."""
@@ -66,7 +68,7 @@ def _results_table(summary) -> str:
 
 
 def cmd_train(args) -> int:
-    import pgjax  # sets XLA host devices before jax is imported
+    import pgjax
 
     overrides = _parse_sets(args.set or [])
     if args.total_timesteps is not None:
@@ -97,7 +99,7 @@ def _checkpoint_options(args):
 
 
 def cmd_resume(args) -> int:
-    import pgjax  # sets XLA host devices before jax is imported
+    import pgjax
     from pgjax import _cli_meta
     from pgjax.runner import resume
     from pgjax.sweep import is_sweep_dir, resume_sweep
@@ -129,7 +131,7 @@ def _report(result, out) -> None:
 def cmd_eval(args) -> int:
     import json
 
-    import pgjax  # sets XLA host devices before jax is imported
+    import pgjax
     import jax
     import numpy as np
 
@@ -189,7 +191,7 @@ def _launch_local_processes(args) -> int:
 def cmd_sweep(args) -> int:
     if args.local_processes and args.local_processes > 1:
         return _launch_local_processes(args)
-    import pgjax  # sets XLA host devices before jax is imported
+    import pgjax
 
     if args.coordinator or args.num_processes:
         import jax
@@ -326,6 +328,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    use_host_devices()  # every CPU core: one XLA host device each (before JAX starts)
     try:
         return args.func(args)
     except (ValueError, TypeError) as error:

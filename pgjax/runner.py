@@ -39,6 +39,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from pgjax.checkpoint import CheckpointOptions, Checkpointer, shape_signature
 from pgjax.config import Config, config_from_dict, validate
+from pgjax.devices import warn_if_one_core
 from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.trainer import FAULT_CHECKS, make_trainer
 
@@ -157,8 +158,9 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
           resume: bool = False) -> RunResult:
     """Train ``seeds`` independent runs of ``config`` and (optionally) write the run files.
 
-    Seeds are vmapped inside one program and sharded across local devices (on CPU pgjax asks
-    XLA for one host device per core, see :mod:`pgjax._xla`). The updates run in ``num_chunks``
+    Seeds are vmapped inside one program and sharded across local devices (on CPU: one per
+    core after :func:`pgjax.use_host_devices`, which the CLI calls; without it a one-line
+    warning says so). The updates run in ``num_chunks``
     jitted chunks of equal length, so the result equals ``jax.vmap(make_train(config))(keys)``
     with ``keys = jax.random.split(jax.random.key(seed), seeds)``.
 
@@ -177,6 +179,8 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     wall_start = time.perf_counter()
     validate(config)
     trainer = make_trainer(config)
+    if devices is None:
+        warn_if_one_core(seeds)
     devices = _seed_devices(seeds, devices)
     length = chunk_length(trainer.num_updates, num_chunks)
     checkpoints = _checkpointer(out, checkpoint, resume)

@@ -20,6 +20,7 @@ from pgjax import envs as envs_lib
 from pgjax import fixpo, mdpo, trpo
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
+from pgjax.devices import warn_if_cpu_scheduler_on
 from pgjax.keys import typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
@@ -167,6 +168,7 @@ def make_trainer(config: Config) -> Trainer:
     ``key`` is ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)`` (the same run), the
     state's key typed."""
     env = make_env(config)
+    warn_if_cpu_scheduler_on()
     network = make_network(config, env)
     rule = make_update_rule(config, network)
     names = metric_names(config)

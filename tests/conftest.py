@@ -1,2 +1,5 @@
-# Import pgjax before jax so its XLA CPU settings (host devices, scheduler) apply to the tests.
-import pgjax  # noqa: F401
+# One XLA CPU device per core for the tests (before the first JAX computation), as the CLI
+# and the benchmarks do: seeded runs split across them.
+import pgjax
+
+pgjax.use_host_devices()
