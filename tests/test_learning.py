@@ -1,5 +1,6 @@
-"""Every algorithm learns: the README's budgets, 4 seeds each, ≥ 3 seeds over the bar (about
-half a minute per CartPole run and a minute per Pendulum run on 2 CPU cores). TRPO's and
+"""Every algorithm learns: the README's budgets, seeds 0 and 1 (one per host device of a 2-core
+CPU), both over the bar (5-10 s per CartPole run, about 10 s per Pendulum run there). The
+4-seed figures, with intervals, are in benchmarks/README.md. TRPO's and
 FixPO's Pendulum runs (2M steps, a few minutes each) would push the suite past its 15-minute
 budget; their figures are in benchmarks/README.md.
 
@@ -23,8 +24,8 @@ CASES += [(algo, "CartPole-v1", 500_000, 475.0) for algo in ("trpo", "fixpo")]
 @pytest.mark.parametrize("algo, env, steps, threshold", CASES)
 def test_algorithm_learns(algo, env, steps, threshold):
     config = pgjax.make_config(algo, env, total_timesteps=steps)
-    result = pgjax.train(config, seeds=4, progress=False)
+    result = pgjax.train(config, seeds=2, progress=False)
     final = np.asarray(result.summary["final_return"])
-    assert (final >= threshold).sum() >= 3, final
+    assert (final >= threshold).all(), final
     if "kl_bound_held" in result.metrics:  # TRPO, FixPO: inside the trust region every update
         assert (result.metrics["kl_bound_held"] == 1).all()

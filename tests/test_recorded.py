@@ -10,6 +10,7 @@ Re-record only for a deliberate change of the numbers (say why in the commit):
 ``python tests/test_recorded.py --record``.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import platform
@@ -67,14 +68,21 @@ def recorded():
     return json.loads(RECORDED.read_text())
 
 
+@pytest.fixture(scope="module")
+def trained():
+    """Every algorithm's run, two at a time (XLA compiles outside the GIL: one per core)."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return dict(zip(ALGOS, pool.map(train, ALGOS)))
+
+
 def test_recorded_algorithms_are_all_registered(recorded):
     assert set(recorded["runs"]) == set(ALGOS)
     assert set(ALGOS) <= set(pgjax.ALGORITHMS)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_algorithm_trains_as_recorded(recorded, algo):
-    want, got = recorded["runs"][algo], train(algo)
+def test_algorithm_trains_as_recorded(recorded, trained, algo):
+    want, got = recorded["runs"][algo], trained[algo]
     assert sorted(got["metrics"]) == sorted(want["metrics"])
     if recorded["machine"] == machine():
         for name, values in want["metrics"].items():
