@@ -2,6 +2,7 @@
 
 from pgjax import advantages, distributions, drifts, envs, losses
 from pgjax.advantages import gae
+from pgjax.algorithms import register, register_drift
 from pgjax.config import ALGORITHMS, Config, make_config, stack_configs
 from pgjax.devices import use_host_devices
 from pgjax.policy import evaluate, make_policy
@@ -25,6 +26,8 @@ __all__ = [
     "make_policy",
     "make_train",
     "make_trainer",
+    "register",
+    "register_drift",
     "stack_configs",
     "resume",
     "sweep",

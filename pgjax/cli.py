@@ -99,7 +99,6 @@ def _checkpoint_options(args):
 
 
 def cmd_resume(args) -> int:
-    import pgjax
     from pgjax import _cli_meta
     from pgjax.runner import resume
     from pgjax.sweep import is_sweep_dir, resume_sweep
@@ -131,7 +130,6 @@ def _report(result, out) -> None:
 def cmd_eval(args) -> int:
     import json
 
-    import pgjax
     import jax
     import numpy as np
 
@@ -191,7 +189,6 @@ def _launch_local_processes(args) -> int:
 def cmd_sweep(args) -> int:
     if args.local_processes and args.local_processes > 1:
         return _launch_local_processes(args)
-    import pgjax
 
     if args.coordinator or args.num_processes:
         import jax
@@ -239,6 +236,10 @@ def cmd_list(args) -> int:
     print("algorithms:")
     for name, spec in ALGORITHMS.items():
         print(f"  {name:<8} {spec.description}")
+        own = spec.hyperparameters()
+        if spec.hyperparameter_names:
+            print("           hyperparameters: " + ", ".join(
+                f"{k}={getattr(own, k)}" for k in spec.hyperparameter_names))
     print("environments (a bare gymnax id also works):")
     for env_id in list_envs():
         print(f"  {env_id}")

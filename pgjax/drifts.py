@@ -18,6 +18,9 @@ from flax import struct
 
 #: Hidden width of the learned-drift network (Lu et al. 2022).
 LPO_HIDDEN = 128
+#: Inputs of the LPO drift network (:func:`lpo_features`), and of TA-LPO's (those × progress).
+LPO_FEATURES = 8
+TALPO_FEATURES = 2 * LPO_FEATURES
 #: The learned drift is ``relu(f − LPO_THRESHOLD)``: zero, with zero slope, near ``r = 1``.
 LPO_THRESHOLD = 1e-4
 #: Learned-drift parameters shipped with pgjax (``<name>.npz``), loadable by name (:func:`load`).
@@ -111,7 +114,7 @@ def mdpo(kl, progress, *, num_updates):
     with ``k`` (from 0) the update index and ``K`` the number of updates
     (:func:`mdpo_step_size`), so the penalty grows from ``K/(K + 1)`` to ``K/2`` over training.
     Note the direction, new‖old (TRPO constrains old‖new). A valid drift: the KL is ≥ 0 and
-    zero with zero gradient at π = π_old. :mod:`pgjax.mdpo` takes the authors' full-batch
+    zero with zero gradient at π = π_old. :mod:`pgjax.algorithms.mdpo` takes the authors' full-batch
     policy steps on ``E[r·Â − D]``.
 
     Args:
@@ -241,7 +244,7 @@ def init_lpo(key=None, scale=0.04, hidden=LPO_HIDDEN):
       >>> drifts.init_lpo().w_hidden.shape
       (8, 128)
     """
-    return _init_drift_net(8, key, scale, hidden)
+    return _init_drift_net(LPO_FEATURES, key, scale, hidden)
 
 
 def init_talpo(key=None, scale=0.04, hidden=LPO_HIDDEN):
@@ -253,7 +256,7 @@ def init_talpo(key=None, scale=0.04, hidden=LPO_HIDDEN):
       >>> drifts.init_talpo(jax.random.key(0)).w_hidden.shape
       (16, 128)
     """
-    return _init_drift_net(16, key, scale, hidden)
+    return _init_drift_net(TALPO_FEATURES, key, scale, hidden)
 
 
 def save_params(path, params: DriftNetParams) -> None:

@@ -131,7 +131,7 @@ class MetaSpec:
         hidden = self.drift_hidden or params.w_hidden.shape[1]
         key = jax.random.fold_in(jax.random.key(self.seed), 2**31 - 1) \
             if self.init_scale else None
-        init = drifts.init_talpo if params.w_hidden.shape[0] == 16 else drifts.init_lpo
+        init = drifts.init_talpo if params.w_hidden.shape[0] == drifts.TALPO_FEATURES else drifts.init_lpo
         return init(key, scale=self.init_scale, hidden=hidden)
 
     def to_dict(self) -> dict:

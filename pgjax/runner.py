@@ -38,10 +38,11 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from pgjax.checkpoint import CheckpointOptions, Checkpointer, shape_signature
-from pgjax.config import Config, config_from_dict, validate
+from pgjax.config import Config, config_from_dict
 from pgjax.devices import warn_if_one_core
 from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.trainer import FAULT_CHECKS, make_trainer
+from pgjax.validation import validate
 
 #: Where a run directory keeps its checkpoints.
 CHECKPOINT_DIR = "checkpoints"

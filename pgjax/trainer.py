@@ -6,18 +6,14 @@ runner calls the same ``init`` and ``update`` in chunks, so both give identical 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
-from jax.flatten_util import ravel_pytree
 
 from pgjax import envs as envs_lib
-from pgjax import fixpo, mdpo, trpo
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.devices import warn_if_cpu_scheduler_on
@@ -25,11 +21,12 @@ from pgjax.keys import typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.rollout import rollout
-from pgjax.updates import Batch, UpdateRule, mirror_update
+from pgjax.updates import Batch, UpdateRule
 
 #: Per-update metrics every algorithm reports, each a scalar per update (``[num_updates]``
-#: after ``train``); NaN where one does not apply (``kl_new_old`` but for MDPO). TRPO and FixPO
-#: add their own (:data:`pgjax.trpo.METRICS`, :data:`pgjax.fixpo.METRICS`): :func:`metric_names`.
+#: after ``train``); NaN where one does not apply (``kl_new_old`` unless the drift reads the
+#: KL). An algorithm's update may add its own, declared in its ``Algorithm.metrics`` (TRPO's,
+#: FixPO's): :func:`metric_names`.
 METRICS = (
     "env_steps", "episodic_return", "episode_length", "episodes", "policy_loss", "value_loss",
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
@@ -98,20 +95,6 @@ def make_network(config: Config, env):
                              squash=config.action_head == "tanh")
 
 
-def make_optimizer(config: Config):
-    """Adam (ε = adam_eps) after a global-norm clip; linear LR decay per update if enabled."""
-    steps_per_update = config.num_epochs * config.num_minibatches
-    learning_rate = config.learning_rate
-    if config.anneal_lr:
-        def learning_rate(count):
-            return config.learning_rate * (
-                1.0 - (count // steps_per_update) / config.num_updates)
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(learning_rate, eps=config.adam_eps),
-    )
-
-
 def episode_metrics(transitions):
     """Masked means over the episodes that ended in this rollout (NaN when none did)."""
     done = transitions.done.astype(jnp.float32)
@@ -128,30 +111,14 @@ def episode_metrics(transitions):
 
 
 def make_update_rule(config: Config, network) -> UpdateRule:
-    """The algorithm's update: MDPO's, TRPO's, FixPO's, or the first-order Mirror-Learning
-    update with its drift."""
-    algorithm = ALGORITHMS[config.algo]
-    optimizer = make_optimizer(config)
-    if algorithm.update == "trpo":
-        return trpo.make_rule(config, network, optimizer)
-    if algorithm.update == "fixpo":
-        return fixpo.make_rule(config, network)
-    drift = functools.partial(algorithm.drift, config)
-    if algorithm.update == "mdpo":
-        return mdpo.make_rule(config, network, drift)
-
-    def update(params, opt_state, batch, key, progress):
-        return mirror_update(params, opt_state, batch, key, network=network,
-                             optimizer=optimizer, config=config, drift=drift,
-                             progress=progress, with_kl=algorithm.uses_kl)
-
-    return UpdateRule(lambda params: optimizer.init(ravel_pytree(params)[0]), update)
+    """The algorithm's update (:meth:`pgjax.algorithms.Algorithm.update_rule`): its own, or
+    the shared first-order Mirror-Learning update with its drift."""
+    return ALGORITHMS[config.algo].update_rule(config, network)
 
 
 def metric_names(config: Config) -> tuple[str, ...]:
-    """What ``update`` reports for ``config``'s algorithm: :data:`METRICS`, then the
-    algorithm's own (TRPO: ``kl``, ``line_search_steps``, ...; FixPO: ``beta``, ``max_kl``,
-    ...).
+    """What ``update`` reports for ``config``'s algorithm: :data:`METRICS`, then the names
+    its update declares (TRPO: ``kl``, ``line_search_steps``, ...; FixPO: ``beta``, ...).
 
     Example:
       >>> import pgjax
@@ -159,8 +126,19 @@ def metric_names(config: Config) -> tuple[str, ...]:
       >>> metric_names(pgjax.make_config("fixpo", "CartPole-v1"))[len(pgjax.METRICS):]
       ('beta', 'fixup_steps', 'max_kl', 'gradient_steps', 'kl_bound_held')
     """
-    return METRICS + {"trpo": trpo.METRICS, "fixpo": fixpo.METRICS}.get(
-        ALGORITHMS[config.algo].update, ())  # what trpo.make_rule / fixpo.make_rule report
+    return METRICS + ALGORITHMS[config.algo].metrics
+
+
+def check_reported(algo: str, reported, names) -> None:
+    """An update reports the shared metrics it computes and exactly the names its algorithm
+    declares on top of them; anything else is a bug in the update, named here."""
+    declared = names[len(METRICS):]
+    undeclared = sorted(set(reported) - set(names))
+    missing = [n for n in declared if n not in reported]
+    if undeclared or missing:
+        raise ValueError(f"{algo}: its update reports {', '.join(undeclared) or 'nothing'} "
+                         f"it did not declare and misses declared {', '.join(missing) or 'none'}"
+                         f" (declare metrics=(...) on its Algorithm)")
 
 
 def make_trainer(config: Config) -> Trainer:
@@ -198,6 +176,7 @@ def make_trainer(config: Config) -> Trainer:
         params, opt_state, update_metrics = rule.update(
             state.params, state.opt_state, batch, key_update,
             state.update_step / config.num_updates)
+        check_reported(config.algo, update_metrics, names)
         # Numerical faults: the rollout's data, the update's losses and gradients, the new
         # parameters (the runner stops on the first; skip_nonfinite keeps the old parameters).
         nonfinite = first_nonfinite({"reward": traj.reward, "observation": traj.obs,

@@ -85,6 +85,20 @@ def shuffled_indices(key, num: int, size: int):
     return indices
 
 
+def make_optimizer(config):
+    """Adam (ε = adam_eps) after a global-norm clip; linear LR decay per update if enabled."""
+    steps_per_update = config.num_epochs * config.num_minibatches
+    learning_rate = config.learning_rate
+    if config.anneal_lr:
+        def learning_rate(count):
+            return config.learning_rate * (
+                1.0 - (count // steps_per_update) / config.num_updates)
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.adam(learning_rate, eps=config.adam_eps),
+    )
+
+
 def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     """Total loss of one minibatch, its scalar metrics, and the per-sample ``log r`` and drift
     (reduced to :func:`pgjax.losses.ratio_metrics` once per update, not per step)."""
@@ -157,3 +171,41 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
                **losses.ratio_metrics(samples["log_ratio"], samples["drift"],
                                       clip_epsilon=config.clip_epsilon)}
     return unravel(flat_params), opt_state, metrics
+
+
+def mirror_rule(config, network, *, drift: Callable[[DriftInputs], jax.Array],
+                with_kl: bool) -> UpdateRule:
+    """The first-order Mirror-Learning update as an :class:`UpdateRule`: Adam (and its state)
+    over the raveled actor and critic, :func:`mirror_update` with ``drift``."""
+    optimizer = make_optimizer(config)
+
+    def update(params, opt_state, batch, key, progress):
+        return mirror_update(params, opt_state, batch, key, network=network,
+                             optimizer=optimizer, config=config, drift=drift,
+                             progress=progress, with_kl=with_kl)
+
+    return UpdateRule(lambda params: optimizer.init(ravel_pytree(params)[0]), update)
+
+
+def value_update(critic_params, opt_state, batch: Batch, key, *, network, optimizer, config):
+    """``num_epochs × num_minibatches`` Adam steps on ``½·mean((V − R)²)`` (clipped if
+    ``clip_value_loss``), on the critic's raveled parameters."""
+    num_steps = config.num_epochs * config.num_minibatches
+    order = shuffled_indices(key, config.num_epochs, config.batch_size).reshape(
+        num_steps, config.minibatch_size)
+    flat, unravel = ravel_pytree(critic_params)
+
+    def loss(flat, idx):
+        return losses.value_loss(
+            network.value(unravel(flat), batch.obs[idx]), batch.old_value[idx],
+            batch.target[idx],
+            clip_epsilon=config.clip_epsilon if config.clip_value_loss else None)[0]
+
+    def step(carry, idx):
+        flat, opt_state = carry
+        value, grads = jax.value_and_grad(loss)(flat, idx)
+        updates, opt_state = optimizer.update(grads, opt_state, flat)
+        return (optax.apply_updates(flat, updates), opt_state), value
+
+    (flat, opt_state), values = jax.lax.scan(step, (flat, opt_state), order)
+    return unravel(flat), opt_state, values.mean()

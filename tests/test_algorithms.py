@@ -86,7 +86,7 @@ def test_learned_drift_parameters_are_vmappable_leaves():
     configs = pgjax.stack_configs([
         tiny_config("talpo"),
         tiny_config("talpo", drift_params=drifts.init_talpo(jax.random.key(0), scale=2.0),
-                    dpo_alpha=1.0),
+                    learning_rate=1e-3),
     ])
     assert configs.drift_params.w_hidden.shape == (2, 16, 128)
     keys = jnp.stack([jax.random.key(0)] * 2)
@@ -113,9 +113,13 @@ def test_drift_params_load_from_a_file(tmp_path):
     ("lpo", dict(drift_params=drifts.init_talpo()), "fails on ratio"),
     ("dpo", dict(dpo_beta=0.0), "outside the allowed range"),
     ("spo", dict(drift_params=drifts.init_lpo()), "no learned drift"),
+    # a hyperparameter of another algorithm is refused, not ignored
+    ("mirror", dict(drift=drifts.dpo, dpo_alpha=1.5), "not a hyperparameter of mirror"),
+    ("ppo", dict(max_kl=0.02), "max_kl is not a hyperparameter of ppo; its hyperparameters "
+                               "are: none"),
 ])
 def test_bad_drift_is_refused_when_the_config_is_built(algo, overrides, needle):
-    field = next(iter(overrides), "drift")
+    field = next((k for k in overrides if k in needle or k != "drift"), "drift")
     with pytest.raises(ValueError) as error:
         pgjax.make_config(algo, "CartPole-v1", **overrides)
     message = str(error.value)
@@ -129,9 +133,10 @@ def test_drift_fields_round_trip_through_the_run_summary():
     from pgjax.config import config_from_dict
 
     for config in (pgjax.make_config("talpo", drift_params=drifts.init_talpo(jax.random.key(1))),
-                   pgjax.make_config("mirror", drift=drifts.dpo, dpo_alpha=1.5)):
+                   pgjax.make_config("mirror", drift=drifts.dpo),
+                   pgjax.make_config("dpo", dpo_alpha=1.5)):
         again = config_from_dict(json.loads(json.dumps(config.to_dict())))
-        assert again.drift is config.drift and again.dpo_alpha == config.dpo_alpha
+        assert again.drift is config.drift and again.hparams == config.hparams
         for a, b in zip(jax.tree.leaves(again.drift_params), jax.tree.leaves(config.drift_params)):
             np.testing.assert_array_equal(a, b)
 
@@ -193,3 +198,4 @@ def test_cli_lists_every_algorithm(capsys):
     out = capsys.readouterr().out
     for algo in ("ppo", "spo", "dpo", "mdpo", "lpo", "talpo", "mirror"):
         assert f"  {algo} " in out
+    assert "hyperparameters: max_kl=0.01, cg_damping=0.1" in out

@@ -50,6 +50,7 @@ def test_train_says_in_one_line_when_seeds_share_one_cpu_device():
         assert len(messages) == 1 and "\\n" not in messages[0], messages
         print("ok")
     """, flags="--xla_cpu_enable_concurrency_optimized_scheduler=false")
+    assert out.strip().endswith("ok"), out
 
 
 def test_make_train_warns_while_the_cpu_scheduler_that_hangs_vmapped_runs_is_on():

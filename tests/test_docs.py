@@ -5,12 +5,14 @@ import doctest
 import pytest
 
 import pgjax
-from pgjax import (advantages, algorithms, analysis, config, drifts, fixpo, losses, mdpo,
-                   policy, trainer, trpo)
+from pgjax import (advantages, algorithms, analysis, config, devices, drifts, losses, policy,
+                   trainer, validation)
+from pgjax.algorithms import base, dpo, fixpo, mdpo, mirror, ppo, trpo
 
 
-@pytest.mark.parametrize("module", [advantages, algorithms, analysis, config, drifts, fixpo,
-                                    losses, mdpo, policy, trainer, trpo])
+@pytest.mark.parametrize("module", [advantages, algorithms, analysis, base, config, devices,
+                                    dpo, drifts, fixpo, losses, mdpo, mirror, policy, ppo,
+                                    trainer, trpo, validation])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -16,9 +16,11 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import pgjax
-from pgjax import drifts, envs, losses, trpo
+from pgjax import drifts, envs, losses
+from pgjax.algorithms import trpo
 from pgjax.networks import make_actor_critic
-from pgjax.trainer import make_env, make_network, make_optimizer
+from pgjax.trainer import make_env, make_network
+from pgjax.updates import make_optimizer
 from pgjax.updates import Batch, DriftInputs, mirror_loss
 
 

@@ -9,7 +9,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import pgjax
-from pgjax import fixpo, trainer
+from pgjax import trainer
+from pgjax.algorithms import fixpo
 
 TINY = dict(num_envs=4, num_steps=64, num_epochs=3, num_minibatches=2,
             total_timesteps=4 * 64 * 10)

@@ -10,7 +10,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import pgjax
-from pgjax import drifts, mdpo, trainer
+from pgjax import drifts, trainer
+from pgjax.algorithms import mdpo
 from pgjax.updates import Batch
 
 SMALL = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=4, policy_steps=3,

@@ -121,7 +121,7 @@ def test_shipped_drifts_are_valid_and_train_cartpole():
     advantage = jnp.linspace(-3.0, 3.0, 13)[None, :]
     for name in names:
         params = drifts.load(name)
-        kind = drifts.talpo if params.w_hidden.shape[0] == 16 else drifts.lpo
+        kind = drifts.talpo if params.w_hidden.shape[0] == drifts.TALPO_FEATURES else drifts.lpo
         for progress in ((0.0, 0.5, 1.0) if kind is drifts.talpo else (None,)):
             args = () if progress is None else (progress,)
 

@@ -10,7 +10,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import pgjax
-from pgjax import trpo
+from pgjax.algorithms import trpo
 from pgjax.envs import Box, Discrete
 from pgjax.networks import make_actor_critic
 from pgjax.updates import Batch

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pgjax
-from pgjax.config import _FLOAT_RANGES
+from pgjax.validation import FLOAT_RANGES as _FLOAT_RANGES
 
 # The shape fields take few values, mostly valid ones (each valid combination is one compile,
 # cached below by jit on the config's static fields); up to three continuous leaves take any

@@ -1,0 +1,51 @@
+"""PPO-clip (Schulman, Wolski, Dhariwal, Radford & Klimov 2017, arXiv 1707.06347) as a drift.
+
+Maximise ``E[r·Â − D]`` with ``D = relu((r − clip(r, 1 ± ε))·Â)`` (:func:`pgjax.drifts.ppo`):
+``r·Â − D = min(r·Â, clip(r, 1 ± ε)·Â)``, PPO's clipped surrogate (Mirror Learning, Kuba et
+al. 2022, arXiv 2201.02373). The update is the shared first-order one
+(:func:`pgjax.updates.mirror_update`): ``num_epochs`` passes of ``num_minibatches``
+minibatches of Adam on ``−(r·Â − D) + c_v·L_V − c_H·H``, ε being the run's ``clip_epsilon``.
+PPO has no hyperparameter of its own; its per-env presets are shared by the other drifts.
+
+Example:
+  >>> import pgjax
+  >>> config = pgjax.make_config("ppo", "Pendulum-v1")
+  >>> config.num_envs, config.num_steps, config.learning_rate
+  (16, 256, 0.001)
+"""
+
+from pgjax import drifts
+from pgjax.algorithms.base import Algorithm
+
+#: Settings the PPO-family drifts share per env (PPO's tuned presets).
+PRESETS = {
+    "CartPole-v1": {},
+    "Pendulum-v1": dict(
+        num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
+        learning_rate=1e-3, gamma=0.95, ent_coef=0.0,
+        max_grad_norm=0.5, total_timesteps=1_000_000,
+    ),
+    # Brax locomotion: the MuJoCo PPO settings (batch 2048, 10 epochs of 64-sample minibatches,
+    # lr 3e-4, no entropy bonus; Schulman et al. 2017 / the 37 details) over 32 envs.
+    **{f"brax/{name}": dict(
+        num_envs=32, num_steps=64, num_epochs=10, num_minibatches=32, learning_rate=3e-4,
+        ent_coef=0.0, total_timesteps=3_000_000,
+    ) for name in ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "pusher",
+                   "reacher", "swimmer", "walker2d")},
+}
+
+#: Pendulum for TRPO and FixPO: PPO's rollout shape and γ, at most 2M steps.
+PENDULUM_TRUST_REGION = dict(num_envs=16, num_steps=256, gamma=0.95, total_timesteps=2_000_000)
+
+
+def drift(config, x):
+    """relu((r − clip(r, 1 ± ε))·Â), ε = ``config.clip_epsilon``."""
+    return drifts.ppo(x.ratio, x.advantage, config.clip_epsilon)
+
+
+PPO = Algorithm(
+    name="ppo",
+    drift=drift,
+    presets=PRESETS,
+    description="PPO-clip (Schulman et al. 2017) as the drift relu((r − clip(r))·Â)",
+)
