@@ -155,10 +155,10 @@ def main() -> None:
     args = parser.parse_args()
     out = RESULTS / f"meta-{args.name}"
     spec = spec_from(args)
-    if (args.evaluate or args.speed or args.ship) and (out / "meta.json").exists():
-        from pgjax._meta_files import read_spec
+    from pgjax.meta_files import is_meta_dir, read_spec
 
-        spec = read_spec(out)  # evaluate what was trained
+    if (args.evaluate or args.speed or args.ship) and is_meta_dir(out):
+        spec = meta.MetaSpec.from_dict(read_spec(out))  # evaluate what was trained
     if not (args.evaluate or args.speed or args.ship):
         result = meta.meta_train(spec, out)
         print(f"compile {result.seconds['compile']:.1f} s, generations "

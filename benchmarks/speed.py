@@ -56,7 +56,7 @@ def pgjax_single(seed: int) -> dict:
     start = time.perf_counter()
     state, metrics = jax.block_until_ready(compiled(key))
     seconds = time.perf_counter() - start
-    from pgjax.runner import final_returns
+    from pgjax.engine import final_returns
 
     metrics = jax.tree.map(lambda x: jax.device_get(x)[None], metrics)
     return {"compile_seconds": compile_seconds, "train_seconds": seconds,

@@ -32,7 +32,7 @@ pgjax.use_host_devices()  # before the first JAX computation: one CPU device per
 
 from pgjax.algorithms import ALGORITHMS  # noqa: E402
 from pgjax.analysis import plot_sweep  # noqa: E402
-from pgjax.sweep import load_spec, make_groups  # noqa: E402
+from pgjax.sweeps import load_spec, make_groups  # noqa: E402
 
 ENVS = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
         "Breakout-MinAtar", "SpaceInvaders-MinAtar", "brax/inverted_pendulum", "brax/hopper"]

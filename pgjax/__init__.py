@@ -37,12 +37,17 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name in ("train", "resume"):  # the runner pulls in matplotlib/tqdm: import on first use
-        from pgjax import runner
+    # The front ends of the host engine pull in orbax, tqdm and matplotlib: loaded on first use.
+    if name == "train":
+        from pgjax.runner import train
 
-        return getattr(runner, name)
+        return train
+    if name == "resume":
+        from pgjax.runs import resume
+
+        return resume
     if name == "sweep":
-        from pgjax.sweep import sweep
+        from pgjax.sweeps import sweep
 
         return sweep
     raise AttributeError(f"module 'pgjax' has no attribute {name!r}")

@@ -179,10 +179,7 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
     ``aggregate.png`` (IQM with stratified-bootstrap CI across envs and the performance
     profile, on scores normalised per env by ``references[env] = (low, high)`` or else by the
     lowest and highest final return in the sweep) and ``summary.csv``. Returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pgjax.run_files import figure  # no pyplot: a notebook's backend stays as it is
 
     directory = Path(directory)
     out = Path(out) if out is not None else directory / "plots"
@@ -192,7 +189,7 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
     envs = list(dict.fromkeys(e for m in methods for e in final[m]))
     paths = []
 
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    fig, axes = figure(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for method in methods:
             if env not in curves.get(method, {}):
@@ -206,11 +203,11 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
         ax.set(title=env, xlabel="env steps", ylabel="episodic return (IQM, 95% CI)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    paths.append(_save(fig, out / "curves.png", plt))
+    paths.append(_save(fig, out / "curves.png"))
 
     rows = []
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 0.5 * len(methods) + 1.5),
-                             squeeze=False)
+    fig, axes = figure(1, len(envs), figsize=(5.5 * len(envs), 0.5 * len(methods) + 1.5),
+                       squeeze=False)
     for ax, env in zip(axes[0], envs):
         for i, method in enumerate(methods):
             scores = final[method].get(env)
@@ -223,10 +220,10 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
         ax.set(title=env, xlabel="final return (IQM, 95% CI)", yticks=range(len(methods)),
                yticklabels=methods if env == envs[0] else [])
         ax.grid(alpha=0.3, axis="x")
-    paths.append(_save(fig, out / "final.png", plt))
+    paths.append(_save(fig, out / "final.png"))
 
     normalised = _normalised(final, methods, envs, references)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(methods) + 2.5))
+    fig, (left, right) = figure(1, 2, figsize=(11, 0.5 * len(methods) + 2.5))
     taus = np.linspace(0.0, 1.0, 101)
     for i, method in enumerate(methods):
         scores = normalised[method]
@@ -242,7 +239,7 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
     right.legend(fontsize=7)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    paths.append(_save(fig, out / "aggregate.png", plt))
+    paths.append(_save(fig, out / "aggregate.png"))
 
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -271,8 +268,7 @@ def _normalised(final, methods, envs, references):
     return out
 
 
-def _save(fig, path, plt):
+def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

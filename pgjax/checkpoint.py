@@ -85,13 +85,13 @@ def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _key_data(tree):
+def keys_as_data(tree):
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
 def to_host(tree):
     """``tree`` as host numpy arrays, typed PRNG keys replaced by their key data."""
-    return jax.tree.map(np.asarray, jax.device_get(_key_data(tree)))
+    return jax.tree.map(np.asarray, jax.device_get(keys_as_data(tree)))
 
 
 def from_host(tree, like):
@@ -111,7 +111,7 @@ def _key_impl(like):
 def _abstract(like):
     """Shape/dtype targets for restoring ``to_host(like)``."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                        jax.eval_shape(_key_data, like))
+                        jax.eval_shape(keys_as_data, like))
 
 
 def state_checksum(host_tree) -> str:

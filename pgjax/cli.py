@@ -17,36 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from pgjax.cli_args import parse_sets
 from pgjax.devices import use_host_devices
-
-
-def _literal(text: str):
-    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True; anything else stays a string."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _parse_sets(items):
-    """``key=value`` overrides; ``env.name=value`` goes to ``env_kwargs`` (e.g. a Brax
-    ``env.backend=spring``)."""
-    overrides, env_kwargs = {}, {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set: {item!r} is not of the form key=value")
-        key, value = (part.strip() for part in item.split("=", 1))
-        if key.startswith("env."):
-            env_kwargs[key.removeprefix("env.")] = _literal(value)
-        else:
-            overrides[key.replace("-", "_")] = value
-    if env_kwargs:
-        overrides["env_kwargs"] = env_kwargs
-    return overrides
 
 
 def _results_table(summary) -> str:
@@ -70,7 +42,7 @@ def _results_table(summary) -> str:
 def cmd_train(args) -> int:
     import pgjax
 
-    overrides = _parse_sets(args.set or [])
+    overrides = parse_sets(args.set or [])
     if args.total_timesteps is not None:
         overrides["total_timesteps"] = args.total_timesteps
     if args.seeds < 1:
@@ -92,23 +64,24 @@ def _checkpoint_options(args):
     if args.checkpoint_every is None and args.checkpoint_every_updates is None and \
             args.keep_checkpoints is None:
         return None  # train: the defaults; resume: the run's own options
-    seconds = 60.0 if args.checkpoint_every is None else args.checkpoint_every
+    defaults = CheckpointOptions()
+    seconds = defaults.every_seconds if args.checkpoint_every is None else args.checkpoint_every
     return CheckpointOptions(every_seconds=seconds if seconds > 0 else None,
                              every_updates=args.checkpoint_every_updates,
-                             keep=3 if args.keep_checkpoints is None else args.keep_checkpoints)
+                             keep=defaults.keep if args.keep_checkpoints is None
+                             else args.keep_checkpoints)
 
 
 def cmd_resume(args) -> int:
-    from pgjax import _cli_meta
-    from pgjax.runner import resume
-    from pgjax.sweep import is_sweep_dir, resume_sweep
+    from pgjax import cli_meta
+    from pgjax.runs import resume, run_kind
 
-    if (Path(args.dir) / "meta.json").exists():  # a `pgjax meta` directory
-        return _cli_meta.resume(args.dir, args.quiet)
-    if is_sweep_dir(args.dir):  # a `pgjax sweep` directory: continue the sweep
-        return _sweep_report(resume_sweep(args.dir, progress=not args.quiet,
-                                          checkpoint=_checkpoint_options(args)))
+    kind = run_kind(args.dir)
+    if kind == "meta":
+        return cli_meta.resume(args.dir, args.quiet)
     result = resume(args.dir, progress=not args.quiet, checkpoint=_checkpoint_options(args))
+    if kind == "sweep":
+        return _sweep_report(result)
     _report(result, args.dir)
     return 0
 
@@ -194,7 +167,7 @@ def cmd_sweep(args) -> int:
         import jax
 
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    from pgjax.sweep import sweep
+    from pgjax.sweeps import sweep
 
     grid = {}
     for item in args.grid or []:
@@ -208,7 +181,7 @@ def cmd_sweep(args) -> int:
     if grid:
         overrides["grid"] = grid
     if args.set:
-        overrides["set"] = _parse_sets(args.set)
+        overrides["set"] = parse_sets(args.set)
     return _sweep_report(sweep(args.spec, out=args.out, progress=not args.quiet, **overrides))
 
 
@@ -247,18 +220,22 @@ def cmd_list(args) -> int:
 
 
 def _checkpoint_arguments(parser) -> None:
+    from pgjax.checkpoint import CheckpointOptions
+
+    defaults = CheckpointOptions()
     parser.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
-                        help="checkpoint at the first chunk end after SECONDS (default 60; "
-                             "0: only by --checkpoint-every-updates and at the end)")
+                        help="checkpoint at the first chunk end after SECONDS (default "
+                             f"{defaults.every_seconds:g}; 0: only by "
+                             "--checkpoint-every-updates and at the end)")
     parser.add_argument("--checkpoint-every-updates", type=int, default=None, metavar="N",
                         help="also checkpoint at the first chunk end after N updates")
     parser.add_argument("--keep-checkpoints", type=int, default=None, metavar="K",
-                        help="keep the newest K checkpoints (default 3)")
+                        help=f"keep the newest K checkpoints (default {defaults.keep})")
     parser.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pgjax import _cli_meta
+    from pgjax import cli_meta
 
     parser = argparse.ArgumentParser(prog="pgjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     evaluation.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="algorithms × envs × seeds × hyperparameter grid, one "
-                        "compile per program shape, over every device (see pgjax.sweep)")
+                        "compile per program shape, over every device (see pgjax.sweeps)")
     sw.add_argument("spec", nargs="?", default=None, help="YAML spec file (flags override it)")
     sw.add_argument("--algos", nargs="+", default=None, help="algorithm names")
     sw.add_argument("--envs", nargs="+", default=None, help="environment ids")
@@ -319,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", help="a directory written by `pgjax sweep`")
     plot.add_argument("--out", default=None, help="where to write the images (default DIR/plots)")
     plot.set_defaults(func=cmd_plot)
-    _cli_meta.add_parser(sub)
+    cli_meta.add_parser(sub)
     lst = sub.add_parser("list", help="list algorithms and environments")
     lst.set_defaults(func=cmd_list)
     return parser
@@ -335,7 +312,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as error:
         print(f"pgjax: error: {error}", file=sys.stderr)
         return 2
-    except FloatingPointError as error:  # pgjax.runner.NumericalFault
+    except FloatingPointError as error:  # pgjax.faults.NumericalFault
         print(f"pgjax: {error}", file=sys.stderr)
         return 3
 

@@ -33,19 +33,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pgjax import drifts, runner
+from pgjax import drifts
 from pgjax.checkpoint import Checkpointer, CheckpointOptions
 from pgjax.config import Config, make_config
+from pgjax.distributed import over_runs, padded_order, run_devices
+from pgjax.engine import CHECKPOINT_DIR, FINAL_WINDOW
 from pgjax.keys import typed_key
-from pgjax.sweep import _over_runs
+from pgjax.meta_files import HISTORY, read_spec, write_meta, write_spec
 from pgjax.trainer import make_train
 
 __all__ = ["HISTORY", "MetaResult", "MetaSpec", "final_return", "make_evaluate",
            "make_strategy", "meta_train", "resume_meta"]
-
-#: Per-generation records in ``fitness.csv`` and :attr:`MetaResult.history`.
-HISTORY = ("population_mean", "population_best", "mean_fitness", "sigma")
-
 
 @dataclasses.dataclass(frozen=True)
 class MetaSpec:
@@ -162,7 +160,7 @@ class MetaResult:
 def final_return(metrics: dict, updates: int) -> jax.Array:
     """Mean return of the episodes that ended in the last ``updates`` updates of one run's
     metrics (``[num_updates]`` each), weighted by the episodes each update finished; NaN when
-    none ended there. The in-jit twin of :func:`pgjax.runner.final_returns`."""
+    none ended there. The in-jit twin of :func:`pgjax.engine.final_returns`."""
     count = metrics["episodes"][-updates:]
     total = jnp.sum(jnp.nan_to_num(metrics["episodic_return"][-updates:]) * count)
     return jnp.where(count.sum() > 0, total / jnp.maximum(count.sum(), 1), jnp.nan)
@@ -171,7 +169,7 @@ def final_return(metrics: dict, updates: int) -> jax.Array:
 def _fitness_updates(spec: MetaSpec, config: Config) -> int:
     if spec.fitness_updates is not None:
         return min(spec.fitness_updates, config.num_updates)
-    return max(1, round(config.num_updates * runner.FINAL_WINDOW))
+    return max(1, round(config.num_updates * FINAL_WINDOW))
 
 
 def make_evaluate(config: Config, seeds: int, updates: int, devices=None):
@@ -183,8 +181,6 @@ def make_evaluate(config: Config, seeds: int, updates: int, devices=None):
 
     Run ``(m, s)`` is ``make_train(config.replace(drift_params=members[m]))(keys[s])``.
     """
-    devices = list(devices if devices is not None else jax.devices())
-
     def run(args):
         params, key = args
         _, metrics = make_train(config.replace(drift_params=params))(key)
@@ -193,12 +189,10 @@ def make_evaluate(config: Config, seeds: int, updates: int, devices=None):
     def evaluate(members, keys):
         count = jax.tree.leaves(members)[0].shape[0]
         runs = count * seeds
-        used = devices[:min(len(devices), runs)]
-        padded = -(-runs // len(used)) * len(used)
-        member = np.arange(padded) % runs // seeds
-        seed = np.arange(padded) % runs % seeds
-        params = jax.tree.map(lambda x: x[member], members)
-        returns = _over_runs(run, used)((params, typed_key(keys)[seed]))
+        used = run_devices(runs, devices)
+        which = padded_order(runs, len(used))
+        params = jax.tree.map(lambda x: x[which // seeds], members)
+        returns = over_runs(run, used)((params, typed_key(keys)[which % seeds]))
         return returns[:runs].reshape(count, seeds)
 
     return jax.jit(evaluate)
@@ -265,7 +259,7 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        checkpoints = Checkpointer(out / "checkpoints",
+        checkpoints = Checkpointer(out / CHECKPOINT_DIR,
                                    checkpoint or CheckpointOptions(every_updates=1,
                                                                    every_seconds=None))
         # what must match to continue (more generations may be asked for)
@@ -275,8 +269,6 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
             state, history, start = snapshot.state, snapshot.history, snapshot.step
     start = start or 0
     if out is not None:
-        from pgjax._meta_files import write_spec
-
         write_spec(spec, out, start)
 
     def generation(g, state):
@@ -328,20 +320,15 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
         if not np.isnan(np.asarray(state.best_solution)).any() else None
     result = MetaResult(spec, strategy.get_mean(state), best, history, times)
     if out is not None:
-        from pgjax._meta_files import write_meta
-
         write_meta(result, out)
     return result
-
 
 
 def resume_meta(out, *, generations: int | None = None, progress: bool = True,
                 devices=None) -> MetaResult:
     """Continue the meta-learning run in ``out`` (its ``meta.json`` spec) from its newest good
     checkpoint, optionally to a larger number of ``generations``."""
-    from pgjax._meta_files import read_spec
-
-    spec = read_spec(out)
+    spec = MetaSpec.from_dict(read_spec(out))
     if generations is not None:
         spec = dataclasses.replace(spec, generations=generations)
     return meta_train(spec, out, resume=True, progress=progress, devices=devices)

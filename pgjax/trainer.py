@@ -1,7 +1,8 @@
 """``make_train(config) -> train(key)``: a whole training run as one pure, vmappable function.
 
 ``train`` is ``lax.scan`` of ``update`` over ``config.num_updates`` from ``init(key)``; the
-runner calls the same ``init`` and ``update`` in chunks, so both give identical results.
+host engine (:mod:`pgjax.engine`) calls the same ``init`` and ``update`` in chunks, so both
+give identical results.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pgjax import envs as envs_lib
 from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.devices import warn_if_cpu_scheduler_on
+from pgjax.faults import first_nonfinite
 from pgjax.keys import typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
@@ -32,30 +34,6 @@ METRICS = (
     "entropy", "approx_kl", "clipfrac", "ratio_deviation", "drift", "explained_variance",
     "grad_norm", "kl_new_old", "nonfinite",
 )
-
-#: What the numerical-fault check of every update looks at, in this order: the metric
-#: ``nonfinite`` is 0 when all are finite, else 1 + the index here of the first that is not.
-FAULT_CHECKS = ("reward", "observation", "policy_loss", "value_loss", "entropy", "grad_norm",
-                "params")
-
-
-def first_nonfinite(named: dict, names=FAULT_CHECKS) -> jax.Array:
-    """``0`` if every leaf of every value in ``named`` is finite, else ``1 +`` the index in
-    ``names`` of the first one holding a NaN or infinity (names absent from ``named`` are not
-    checked); an int32 scalar, cheap inside jit."""
-    code = jnp.int32(0)
-    for i, name in reversed(list(enumerate(names))):
-        if name not in named:
-            continue
-        leaves = [x for x in jax.tree.leaves(named[name])
-                  if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-        if not leaves:  # integers and booleans are always finite
-            continue
-        # One reduction over every leaf (a few fusions fewer to compile than one per leaf).
-        finite = jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in leaves])).all()
-        code = jnp.where(finite, code, jnp.int32(i + 1))
-    return code
-
 
 @struct.dataclass
 class TrainState:
@@ -178,7 +156,7 @@ def make_trainer(config: Config) -> Trainer:
             state.update_step / config.num_updates)
         check_reported(config.algo, update_metrics, names)
         # Numerical faults: the rollout's data, the update's losses and gradients, the new
-        # parameters (the runner stops on the first; skip_nonfinite keeps the old parameters).
+        # parameters (the host engine stops on the first; skip_nonfinite keeps the old parameters).
         nonfinite = first_nonfinite({"reward": traj.reward, "observation": traj.obs,
                                      **update_metrics, "params": params})
         if config.skip_nonfinite:

@@ -11,7 +11,7 @@ from _sigkill import sigkill_after_checkpoint, tree_digest, truncate_state
 import pgjax
 import pgjax.cli
 from pgjax.checkpoint import Checkpointer, CheckpointMismatch, CheckpointOptions, first_difference
-from pgjax.runner import CHECKPOINT_DIR
+from pgjax.engine import CHECKPOINT_DIR
 
 TINY = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=4,
             total_timesteps=4 * 32 * 12)

@@ -11,7 +11,8 @@ from flax import struct
 import pgjax
 import pgjax.cli
 from pgjax.checkpoint import CheckpointOptions, Checkpointer
-from pgjax.runner import CHECKPOINT_DIR, NumericalFault
+from pgjax.engine import CHECKPOINT_DIR
+from pgjax.faults import NumericalFault
 
 NUM_ENVS, NUM_STEPS = 4, 32
 TINY = dict(num_envs=NUM_ENVS, num_steps=NUM_STEPS, num_epochs=2, num_minibatches=4,
@@ -90,7 +91,7 @@ def test_skip_nonfinite_skips_and_counts():
 
 
 def test_fault_codes_name_the_first_nonfinite_quantity():
-    from pgjax.trainer import FAULT_CHECKS, first_nonfinite
+    from pgjax.faults import FAULT_CHECKS, first_nonfinite
 
     fine = {"reward": jnp.ones(3), "params": {"w": jnp.ones(2)}, "grad_norm": jnp.float32(1)}
     assert int(first_nonfinite(fine)) == 0

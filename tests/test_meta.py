@@ -113,7 +113,7 @@ def test_cli_meta_and_resume(tmp_path, capsys):
 
 def test_shipped_drifts_are_valid_and_train_cartpole():
     import pgjax
-    from pgjax.runner import final_returns
+    from pgjax.engine import final_returns
 
     names = drifts.shipped()
     assert names, "pgjax ships at least one learned drift"

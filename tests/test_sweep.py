@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import pgjax
-import pgjax.sweep as sweep_module
+import pgjax.engine as engine_module
 from pgjax.checkpoint import Checkpointer
-from pgjax.sweep import load_spec, make_groups, run_group
+from pgjax.sweeps import load_spec, make_groups, run_group
 
 TINY = dict(num_steps=32, num_epochs=2, num_minibatches=4, total_timesteps=4 * 32 * 6)
 SPEC = dict(algos=["ppo"], envs=["CartPole-v1"], seeds=2, set=TINY, num_chunks=2,
@@ -27,18 +27,18 @@ class _CountTraces:
 
     def __init__(self):
         self.calls = 0
-        self.original = sweep_module.make_trainer
+        self.original = engine_module.make_trainer
 
     def __call__(self, config):
         self.calls += 1
         return self.original(config)
 
     def __enter__(self):
-        sweep_module.make_trainer = self
+        engine_module.make_trainer = self
         return self
 
     def __exit__(self, *exc):
-        sweep_module.make_trainer = self.original
+        engine_module.make_trainer = self.original
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_tensorboard_sink_writes_one_run_per_seed(swept):
 
 
 def test_sinks_are_not_imported_when_off():
-    code = ("import sys, pgjax, pgjax.sweep, pgjax.analysis; "
+    code = ("import sys, pgjax, pgjax.sweeps, pgjax.analysis; "
             "print([m for m in ('tensorboardX', 'wandb', 'pgjax.sinks', 'matplotlib') "
             "if m in sys.modules])")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

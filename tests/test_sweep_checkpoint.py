@@ -14,7 +14,7 @@ from _sigkill import sigkill_after_checkpoint, tree_digest, truncate_state
 import pgjax
 import pgjax.cli
 from pgjax.checkpoint import Checkpointer, CheckpointMismatch, to_host
-from pgjax.sweep import load_spec, make_groups
+from pgjax.sweeps import load_spec, make_groups
 
 # One group of 3 runs (3 seeds), padded to 4 on two host devices; 8 updates in chunks of one.
 SPEC = dict(algos=["ppo"], envs=["CartPole-v1"], seeds=3, grid={"learning_rate": [3e-3]},

@@ -196,9 +196,9 @@ def test_cli_train_writes_run_files(tmp_path, capsys):
 
 
 def test_cli_set_passes_env_options_to_the_env():
-    from pgjax.cli import _parse_sets
+    from pgjax.cli_args import parse_sets
 
-    assert _parse_sets(["env.backend=spring", "env.episode_length=500", "num_envs=8"]) == {
+    assert parse_sets(["env.backend=spring", "env.episode_length=500", "num_envs=8"]) == {
         "num_envs": "8", "env_kwargs": {"backend": "spring", "episode_length": 500}}
-    config = pgjax.make_config("ppo", "CartPole-v1", **_parse_sets(["env.max_steps_in_episode=50"]))
+    config = pgjax.make_config("ppo", "CartPole-v1", **parse_sets(["env.max_steps_in_episode=50"]))
     assert dict(config.env_kwargs) == {"max_steps_in_episode": 50}

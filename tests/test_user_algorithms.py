@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pgjax
-import pgjax.sweep as sweep_module
+import pgjax.engine as engine_module
 from pgjax.algorithms import Algorithm
 from pgjax.updates import DriftInputs, UpdateRule
 
@@ -46,8 +46,8 @@ def test_registered_drift_takes_its_hyperparameter_as_a_validated_leaf(myspo):
 def test_sweep_over_the_users_hyperparameter_is_one_group_one_compile(myspo, tmp_path,
                                                                        monkeypatch):
     traces = []
-    real = sweep_module.make_trainer
-    monkeypatch.setattr(sweep_module, "make_trainer", lambda c: traces.append(c) or real(c))
+    real = engine_module.make_trainer
+    monkeypatch.setattr(engine_module, "make_trainer", lambda c: traces.append(c) or real(c))
     result = pgjax.sweep({"algos": ["myspo"], "envs": ["CartPole-v1"], "seeds": 2,
                           "grid": {"my_eps": [0.1, 0.3]}, "set": TINY},
                          out=tmp_path / "sweeps" / "myspo", progress=False)

@@ -18,10 +18,10 @@ def _normalize(items) -> dict:
 
 
 def cmd_meta(args) -> int:
-    from pgjax.cli import _parse_sets
+    from pgjax.cli_args import parse_sets
     from pgjax.meta import MetaSpec, meta_train
 
-    overrides = _parse_sets(args.set or [])
+    overrides = parse_sets(args.set or [])
     if args.total_timesteps is not None:
         overrides["total_timesteps"] = args.total_timesteps
     given = dict(generations=args.generations, population_size=args.population,

@@ -10,34 +10,40 @@ from pathlib import Path
 import numpy as np
 
 from pgjax import drifts
+from pgjax.run_files import figure, versions
 
-
+#: The file that marks a meta-learning run directory: its spec (what
+#: :func:`pgjax.meta.resume_meta` reads), generations done, timings and versions.
 SPEC_FILE = "meta.json"
+
+#: Per-generation records in ``fitness.csv`` and :attr:`pgjax.meta.MetaResult.history`.
+HISTORY = ("population_mean", "population_best", "mean_fitness", "sigma")
+
+
+def is_meta_dir(out) -> bool:
+    """Whether ``out`` was written by :func:`pgjax.meta.meta_train`."""
+    return (Path(out) / SPEC_FILE).is_file()
 
 
 def write_spec(spec, out, generations_done: int) -> None:
     """``meta.json`` at the start of a run: what :func:`pgjax.meta.resume_meta` reads."""
-    from pgjax.runner import versions
-
     (Path(out) / SPEC_FILE).write_text(json.dumps(
         {"spec": spec.to_dict(), "generations_done": generations_done,
          "versions": versions()}, indent=2, default=str))
 
 
-def read_spec(out):
-    from pgjax.meta import MetaSpec
-
+def read_spec(out) -> dict:
+    """The spec (a dict, :meth:`pgjax.meta.MetaSpec.from_dict`) of the run in ``out``."""
     path = Path(out) / SPEC_FILE
     if not path.exists():
         raise ValueError(f"resume: {out} has no {SPEC_FILE} (a directory written by "
                          "`pgjax meta`)")
-    return MetaSpec.from_dict(json.loads(path.read_text())["spec"])
+    return json.loads(path.read_text())["spec"]
 
 
 def write_meta(result, out) -> None:
-    from pgjax.meta import HISTORY
-    from pgjax.runner import versions
-
+    """``fitness.csv``, ``mean.npz``/``best.npz``, ``meta.json`` and ``fitness.png`` of a
+    finished :class:`pgjax.meta.MetaResult`."""
     out = Path(out)
     history = result.history
     with open(out / "fitness.csv", "w", newline="") as f:
@@ -57,10 +63,7 @@ def write_meta(result, out) -> None:
 
 def plot_fitness(history: dict, path, title: str = "") -> None:
     """Population mean and best fitness, and the ES mean's, per generation."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
-
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
+    fig, ax = figure(figsize=(6, 3.5))
     generations = np.arange(len(history["mean_fitness"]))
     ax.plot(generations, history["population_mean"], label="population mean")
     ax.plot(generations, history["population_best"], label="population best", alpha=0.6)

@@ -1,17 +1,18 @@
-"""Files of a sweep: per-group long-format metrics, final returns and the done marker; metric
-sinks."""
+"""Files of a sweep: per-group long-format metrics, final returns and the done marker; what a
+group's checkpoints must match; metric sinks."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from pathlib import Path
 
+import jax
 import numpy as np
 
-from pgjax import runner
-from pgjax._sweep_checkpoints import broadcast
+from pgjax.checkpoint import Checkpointer, CheckpointMismatch
+from pgjax.distributed import broadcast
+from pgjax.engine import final_returns
 
 
 def _rows(result, swept, metric_names):
@@ -39,7 +40,7 @@ def write_group(result, directory: Path, swept: list, metric_names) -> None:
         writer.writerows(_rows(result, swept, metric_names))
     g = result.group
     flat = {k: v.reshape(-1, v.shape[-1]) for k, v in result.metrics.items()}
-    finals = np.reshape(runner.final_returns(flat), (len(g.configs), g.seeds))
+    finals = np.reshape(final_returns(flat), (len(g.configs), g.seeds))
     with open(directory / "final.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["group", "algo", "env", "seed", *swept, "final_return"])
@@ -52,36 +53,6 @@ def write_group(result, directory: Path, swept: list, metric_names) -> None:
     tmp.replace(directory / "group.json")
 
 
-def join_chunks(chunks: list[dict]) -> dict:
-    """Chunks of host metrics (name → ``[runs, length]``) joined along updates."""
-    return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[-1]}
-
-
-def concatenate(paths, target: Path) -> None:
-    """The CSV files ``paths`` as one file (one header)."""
-    with open(target, "w") as out:
-        for i, path in enumerate(paths):
-            with open(path) as f:
-                header = f.readline()
-                if i == 0:
-                    out.write(header)
-                out.writelines(f)
-
-
-def git_revision() -> str | None:
-    """The pgjax checkout's commit (``+dirty`` when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
-                               capture_output=True, text=True, timeout=10,
-                               check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (rev + ("+dirty" if dirty else "")) or None
-
-
 def done_flags(groups, out: Path) -> list[bool]:
     """Per group, whether its ``group.json`` exists (every process follows process 0's view)."""
     flags = broadcast(np.array([(out / "groups" / g.id / "group.json").exists()
@@ -90,7 +61,7 @@ def done_flags(groups, out: Path) -> list[bool]:
 
 
 def sink_writer(group, sinks):
-    """``on_chunk`` for :func:`pgjax.sweep.run_group`: each run's metrics to every sink."""
+    """``on_chunk`` for :func:`pgjax.sweeps.run_group`: each run's metrics to every sink."""
     from pgjax.sinks import RunInfo
 
     def write(metrics):
@@ -101,3 +72,35 @@ def sink_writer(group, sinks):
                     sink.write(run, {k: v[c, s] for k, v in metrics.items()})
 
     return write
+
+
+def group_identity(group, chunk_length: int) -> dict:
+    """What a group's checkpoint must match (besides one run's state shapes, which the engine
+    adds): its configs, seeds and chunking (device count and padding do not matter)."""
+    return {"group": group.id, "configs": {str(i): c.to_dict() for i, c in
+                                           enumerate(group.configs)},
+            "seeds": group.seeds, "seed": group.seed,
+            "num_updates": group.configs[0].num_updates, "chunk_length": chunk_length}
+
+
+def check_groups(groups, directories, chunk_lengths) -> None:
+    """Before a sweep writes anything: the checkpoints of each group in ``directories`` (if
+    any) are of that group, else :class:`CheckpointMismatch` names the first difference (in
+    every process; the state's shapes are checked when the group starts)."""
+    error = None
+    if jax.process_index() == 0:
+        for group, directory, length in zip(groups, directories, chunk_lengths):
+            checkpoints = Checkpointer(directory)
+            found = checkpoints.latest_meta()
+            checkpoints.close()
+            if found is None:
+                continue
+            saved = {k: v for k, v in found[1]["identity"].items() if k != "state"}
+            try:
+                checkpoints.check_identity({"identity": saved}, group_identity(group, length))
+            except CheckpointMismatch as mismatch:
+                error = mismatch
+                break
+    if int(broadcast(np.int32(error is not None))):
+        raise error or CheckpointMismatch("resume: process 0 found checkpoints of a different "
+                                          "run in the sweep directory; nothing was changed")

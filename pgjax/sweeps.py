@@ -20,7 +20,7 @@ grid (``num_envs``, ``num_steps``, …) therefore splits groups.
 
 Files in ``out``: ``spec.json`` (first; ``pgjax resume OUT`` reads it), per group
 ``groups/<id>/{metrics.csv,final.csv,group.json}`` (``group.json`` is written last and marks the
-group done: re-running the spec skips it) and ``checkpoints/`` (:mod:`pgjax._sweep_checkpoints`:
+group done: re-running the spec skips it) and ``checkpoints/`` (:class:`pgjax.engine.RunCheckpoints`:
 an unfinished group continues bit-identically from the newest good one; a done group keeps only
 the final one), and over all groups
 ``results.csv`` (long format: ``group, algo, env, seed, <swept hyperparameters>, update,
@@ -35,22 +35,16 @@ import hashlib
 import itertools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
-from pgjax import runner
-from pgjax._sweep_checkpoints import (CHECKPOINT_DIR, GroupCheckpoints, check_group_faults,
-                                      check_groups, checkpoint_options, global_array,
-                                      group_identity, to_host)
-from pgjax._sweep_files import (concatenate, done_flags, git_revision, join_chunks, sink_writer,
-                                write_group)
-from pgjax.checkpoint import from_host
-from pgjax.config import make_config, stack_configs
-from pgjax.trainer import make_trainer, metric_names
+from pgjax.config import make_config
+from pgjax.engine import (CHECKPOINT_DIR, Batch, RunCheckpoints, checkpoint_options,
+                          chunk_length, run_batch)
+from pgjax.run_files import concatenate_csv, git_revision, versions
+from pgjax.sweep_files import check_groups, done_flags, group_identity, sink_writer, write_group
 
 __all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "is_sweep_dir", "load_spec",
            "make_groups", "resume_sweep", "run_group", "sweep"]
@@ -120,7 +114,7 @@ def load_spec(spec=None, **overrides) -> SweepSpec:
         if key in values and (not isinstance(values[key], int) or values[key] < 1):
             raise ValueError(f"sweep: {key}: {values[key]!r} must be a positive integer")
     checkpoint = values.get("checkpoint")
-    options = checkpoint_options(checkpoint)  # validated here, before anything runs
+    options = checkpoint_options(checkpoint, "sweep: checkpoint")  # validated here, before anything runs
     if checkpoint is not None and checkpoint is not False:
         checkpoint = dataclasses.asdict(options)
     return SweepSpec(
@@ -177,140 +171,59 @@ class GroupResult:
     record: dict  #: what ``group.json`` holds (timings, devices, status)
 
 
-def _over_runs(fn, devices):
-    """``fn`` mapped over a leading run axis split across ``devices``: as
-    :func:`pgjax.runner._over_seeds`, except that runs are vmapped wherever a process holds a
-    single one of the devices — the deadlock of vmapped runs needs several host devices in one
-    process, so one host device per process (``jax.distributed``) keeps the vmap."""
-    local = [d for d in devices if d.process_index == jax.process_index()]
-    if len(devices) == 1 or devices[0].platform != "cpu" or len(local) > 1:
-        return runner._over_seeds(fn, devices)
-    sharding = runner._seed_sharding(devices)
-    return jax.shard_map(jax.vmap(fn), mesh=sharding.mesh, in_specs=sharding.spec,
-                         out_specs=sharding.spec, check_vma=False)
-
-
 def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: bool = False,
               on_chunk=None, checkpoint=None, directory=None) -> GroupResult:
-    """Train every (configuration, seed) of ``group`` in one compiled program.
-
-    The state has a leading axis of ``configs × seeds`` runs (padded with copies of run 0 to a
-    multiple of the device count), split over ``devices`` (default: ``jax.devices()``, every
-    process's). ``init`` and each chunk of updates are jitted once; seed ``s`` uses the key
-    ``pgjax train`` gives seed ``s``, so every run equals ``make_train(config)(key)``.
-    ``on_chunk(metrics)``, if given, receives each chunk's host metrics
-    (name → ``[configs, seeds, chunk_length]``; after a resume, the chunks run after it).
+    """Train every (configuration, seed) of ``group`` in one compiled program: a batch of the
+    host engine (:func:`pgjax.engine.run_batch`) over ``devices`` (default: ``jax.devices()``,
+    every process's). Seed ``s`` uses the key ``pgjax train`` gives seed ``s``, so every run
+    equals ``make_train(config)(key)``. ``on_chunk(metrics)``, if given, receives each chunk's
+    host metrics (name → ``[configs, seeds, chunk_length]``; after a resume, the chunks run
+    after it).
 
     With ``checkpoint`` (:class:`pgjax.checkpoint.CheckpointOptions`), the state and metrics
     so far are checkpointed into ``directory`` between chunks, and a group that finds
-    checkpoints there continues from the newest good one (:mod:`pgjax._sweep_checkpoints`);
-    the result is bit-identical to an uninterrupted run on CPU.
+    checkpoints there continues from the newest good one; when the group is done only the
+    final checkpoint is kept. The result is bit-identical to an uninterrupted run on CPU.
     """
     start_wall = time.perf_counter()
-    devices = list(devices if devices is not None else jax.devices())
-    runs = len(group.configs) * group.seeds
-    if jax.process_count() == 1:
-        devices = devices[:runs]
-    padded = -(-runs // len(devices)) * len(devices)
-    which = np.arange(padded) % runs if padded > runs else np.arange(runs)
-    config_index, seed_index = which // group.seeds, which % group.seeds
-    stacked = jax.tree.map(np.asarray, stack_configs(list(group.configs)))
-    key_data = np.asarray(jax.random.key_data(
-        jax.random.split(jax.random.key(group.seed), group.seeds)))
-    sharding = runner._seed_sharding(devices) if len(devices) > 1 else None
-    configs = jax.tree.map(lambda x: global_array(x[config_index], devices, sharding), stacked)
-    keys = global_array(key_data[seed_index], devices, sharding)
-    num_updates = group.configs[0].num_updates
-    length = runner.chunk_length(num_updates, num_chunks)
-
-    def init(args):
-        config, key = args
-        return make_trainer(config).init(jax.random.wrap_key_data(key))
-
-    def chunk(args):
-        config, state = args
-        trainer = make_trainer(config)
-        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=length)
-
-    mapped_init = _over_runs(init, devices)
-    mapped_chunk = _over_runs(chunk, devices)
-    t0 = time.perf_counter()
-    init_jit = jax.jit(lambda c, k: mapped_init((c, k)))
-    chunk_jit = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
-    saves, restored = None, None
-    if checkpoint is not None:
-        like = jax.eval_shape(init_jit, configs, keys)
-        saves = GroupCheckpoints(directory, checkpoint, group_identity(group, length, like), runs)
-        restored = saves.restore(like, lambda step: jax.tree.map(  # metric dtypes
-            lambda v: np.zeros((runs, step), v.dtype), jax.eval_shape(chunk_jit, configs, like)[1]))
-    if restored is None:
-        init_fn = init_jit.lower(configs, keys).compile()
-        compile_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        state, done, chunks = init_fn(configs, keys), 0, []
-    else:  # padded runs are copies of run ``which[i]``, at the same state
-        compile_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        done, host, history = restored
-        state = from_host(jax.tree.map(lambda x: global_array(x[which], devices, sharding),
-                                       host), like)
-        chunks = [history]
-    init_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chunk_fn = chunk_jit.lower(configs, state).compile()
-    compile_seconds += time.perf_counter() - t0
-
-    batch = group.configs[0].batch_size
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=runs * num_updates * batch, initial=runs * done * batch, unit="step",
-                   unit_scale=True, dynamic_ncols=True, desc=f"{group.id} ×{runs}")
-    t0, resumed_at = time.perf_counter(), done if restored is not None else None
-    try:
-        if saves is not None:
-            saves.start(done)
-        while done < num_updates:
-            state, metrics = chunk_fn(configs, state)
-            chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
-            if not group.configs[0].skip_nonfinite:
-                check_group_faults(group, chunks[-1], done + 1, saves)
-            done += length
-            if on_chunk is not None:
-                on_chunk({k: v.reshape(len(group.configs), group.seeds, -1)
-                          for k, v in chunks[-1].items()})
-            if saves is not None:
-                saves.maybe_save(done, state, lambda: join_chunks(chunks), final=done == num_updates)
-            if bar is not None:
-                bar.update(runs * length * batch)
-        jax.block_until_ready(state)
-        if saves is not None:
-            saves.finish()  # the final checkpoint is complete before group.json is written
-    finally:
-        if saves is not None:  # a background save finishes even when something failed
-            saves.close()
-    run_seconds = init_seconds + time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    shape = (len(group.configs), group.seeds, num_updates)
-    joined = join_chunks(chunks)
-    metrics = {k: joined[k].reshape(shape) for k in metric_names(group.configs[0])}
+    length = chunk_length(group.configs[0].num_updates, num_chunks)
+    saves = None if checkpoint is None else RunCheckpoints(
+        directory, checkpoint, group_identity(group, length), {"num_chunks": num_chunks})
+    shape = (len(group.configs), group.seeds)
+    forward = None if on_chunk is None else (
+        lambda metrics: on_chunk({k: v.reshape(*shape, -1) for k, v in metrics.items()}))
+    batch = Batch(group.configs, group.seeds, group.seed, name=group.id)
+    ran = run_batch(batch, num_chunks=num_chunks, devices=devices, progress=progress,
+                    on_chunk=forward, checkpoints=saves, stopped="the sweep",
+                    describe_run=lambda run: _describe_run(group, run))
+    if saves is not None:  # the final checkpoint is complete before group.json is written
+        saves.keep_newest_only()
+        saves.close()
+    num_updates = batch.num_updates
+    metrics = {k: v.reshape(*shape, num_updates) for k, v in ran.metrics.items()}
+    steps_per_update = group.configs[0].batch_size
     record = {
         "id": group.id, "algo": group.algo, "env": group.env,
-        "configs": len(group.configs), "seeds": group.seeds, "runs": runs,
-        "padded_runs": padded, "hyperparameters": list(group.hyperparameters),
-        "num_updates": num_updates, "env_steps_per_run": num_updates * batch,
-        "compile_seconds": compile_seconds, "run_seconds": run_seconds,
-        "steps_per_second": runs * (num_updates - (resumed_at or 0)) * batch / run_seconds,
+        "configs": len(group.configs), "seeds": group.seeds, "runs": batch.runs,
+        "padded_runs": ran.padded_runs, "hyperparameters": list(group.hyperparameters),
+        "num_updates": num_updates, "env_steps_per_run": num_updates * steps_per_update,
+        "compile_seconds": ran.compile_seconds, "run_seconds": ran.run_seconds,
+        "steps_per_second": ran.steps_per_second,
         "wall_seconds": time.perf_counter() - start_wall,
-        "chunks": num_updates // length, "devices": [str(d) for d in devices],
+        "chunks": num_updates // ran.chunk_length, "devices": [str(d) for d in ran.devices],
         "processes": jax.process_count(), "config": group.configs[0].to_dict(),
-        "resumed_at_update": resumed_at,
-        "checkpoints_written": 0 if saves is None else saves.saved,
-        "status": "ran" if resumed_at is None else "continued",
+        "resumed_at_update": ran.resumed_at,
+        "checkpoints_written": ran.checkpoints_written,
+        "status": "ran" if ran.resumed_at is None else "continued",
     }
     return GroupResult(group, metrics, record)
+
+
+def _describe_run(group: Group, run: int) -> str:
+    """How a fault message names run ``run`` of ``group`` (runs are config-major)."""
+    point = group.hyperparameters[run // group.seeds]
+    where = ", ".join([f"{k}={v}" for k, v in point.items()] + [f"seed {run % group.seeds}"])
+    return f"of group {group.id} ({group.algo} on {group.env}, {where})"
 
 
 @dataclasses.dataclass
@@ -342,10 +255,10 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     out = Path(out)
     writer = jax.process_index() == 0
     done = done_flags(groups, out)
-    options = checkpoint_options(spec.checkpoint)
+    options = checkpoint_options(spec.checkpoint, "sweep: checkpoint")
     todo = [g for g, finished in zip(groups, done) if not finished and options is not None]
     check_groups(todo, [out / "groups" / g.id / CHECKPOINT_DIR for g in todo],
-                 [runner.chunk_length(g.configs[0].num_updates, spec.num_chunks) for g in todo])
+                 [chunk_length(g.configs[0].num_updates, spec.num_chunks) for g in todo])
     if writer:
         out.mkdir(parents=True, exist_ok=True)
         (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, default=str))
@@ -371,14 +284,14 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     for sink in sinks:
         sink.close()
     manifest = {
-        "spec": spec.to_dict(), "versions": runner.versions(), "git_revision": git_revision(),
+        "spec": spec.to_dict(), "versions": versions(), "git_revision": git_revision(),
         "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(),
         "groups": [r.record for r in results], "wall_seconds": time.perf_counter() - wall,
     }
     if writer:
         dirs = [out / "groups" / g.id for g in groups]
-        concatenate([d / "metrics.csv" for d in dirs], out / "results.csv")
-        concatenate([d / "final.csv" for d in dirs], out / "final.csv")
+        concatenate_csv([d / "metrics.csv" for d in dirs], out / "results.csv")
+        concatenate_csv([d / "final.csv" for d in dirs], out / "final.csv")
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return SweepResult(out, manifest, results)
 
@@ -399,14 +312,3 @@ def resume_sweep(out, *, checkpoint=None, **kwargs) -> SweepResult:
     if checkpoint is not None:
         spec["checkpoint"] = checkpoint
     return sweep(spec, out=out, **kwargs)
-
-
-class _CallableModule(type(os)):
-    """``pgjax.sweep`` is this module once it is imported (Python binds a package's submodule
-    as its attribute), so the module calls :func:`sweep`: ``pgjax.sweep(...)`` always works."""
-
-    def __call__(self, *args, **kwargs):
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
