@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -26,7 +27,8 @@ def gae(rewards, values, next_values, terminated, done, *, gamma, lambda_):
       gamma: discount γ. lambda_: GAE λ.
 
     Returns:
-      ``(advantages, returns)``, both ``[T, ...]``.
+      ``(advantages, returns)``, both ``[T, ...]``. The five inputs must have one shape
+      (checked with chex when traced).
 
     Example:
       >>> import jax.numpy as jnp
@@ -37,6 +39,8 @@ def gae(rewards, values, next_values, terminated, done, *, gamma, lambda_):
       >>> adv.tolist()
       [1.75, 1.5, 1.0]
     """
+    chex.assert_rank(values, {1, 2, 3})
+    chex.assert_equal_shape([rewards, values, next_values, terminated, done])
     not_terminated = 1.0 - jnp.asarray(terminated, values.dtype)
     not_done = 1.0 - jnp.asarray(done, values.dtype)
     deltas = rewards + gamma * not_terminated * next_values - values

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import chex
 import jax.numpy as jnp
 
 
@@ -101,7 +102,9 @@ def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drif
     """``(L, log r, D)``: the loss of :func:`policy_loss` with the per-sample log-ratio and drift
     it was computed from, for callers that reduce the diagnostics later
     (:func:`ratio_metrics`). With ``pass_log_ratio`` the drift also gets
-    ``log_ratio=log π − log π_old`` (as :func:`policy_loss`).
+    ``log_ratio=log π − log π_old`` (as :func:`policy_loss`). ``log_prob``, ``old_log_prob``
+    and ``advantage`` must have one shape (checked with chex when traced: a ``[B, 1]``
+    advantage against ``[B]`` log-probabilities would otherwise broadcast to ``[B, B]``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -111,6 +114,7 @@ def policy_objective(log_prob, old_log_prob, advantage, drift: Callable, *, drif
       >>> round(float(loss), 4), round(float(d[0]), 4)  # −min(3.0, 2.4); D = 3.0 − 2.4
       (-2.4, 0.6)
     """
+    chex.assert_equal_shape([log_prob, old_log_prob, advantage])
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
     drift_kwargs = dict(drift_kwargs or {})
@@ -154,6 +158,7 @@ def value_loss(values, old_values, returns, *, clip_epsilon=None, where=None):
       >>> round(float(loss), 4)  # max(1², 1.8²) / 2
       1.62
     """
+    chex.assert_equal_shape([values, old_values, returns])
     squared = (values - returns) ** 2
     if clip_epsilon is not None:
         clipped = old_values + jnp.clip(values - old_values, -clip_epsilon, clip_epsilon)

@@ -64,3 +64,18 @@ def test_entropy_loss_is_minus_mean_entropy():
     loss, m = losses.entropy_loss(h, where=jnp.array([True, True, False]))
     np.testing.assert_allclose(loss, -0.75)
     np.testing.assert_allclose(m["entropy"], 0.75)
+
+
+def test_shape_mismatches_are_refused_not_broadcast():
+    """A ``[B, 1]`` advantage or value target against ``[B]`` would broadcast to ``[B, B]``."""
+    import pytest
+
+    from pgjax import advantages
+
+    flat, column = jnp.zeros(4), jnp.ones((4, 1))
+    with pytest.raises(AssertionError):
+        losses.policy_loss(flat, flat, column, drifts.ppo)
+    with pytest.raises(AssertionError):
+        losses.value_loss(flat, flat, column)
+    with pytest.raises(AssertionError):
+        advantages.gae(flat, flat, column, flat > 0, flat > 0, gamma=0.99, lambda_=0.95)
