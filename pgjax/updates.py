@@ -99,13 +99,49 @@ def make_optimizer(config):
     )
 
 
+def loss_advantage(advantage, config):
+    """Â as the policy losses see it: :func:`pgjax.advantages.normalize` of the samples given
+    (a minibatch or the whole batch) when ``config.normalize_advantages``, else as is."""
+    return advantages_lib.normalize(advantage) if config.normalize_advantages else advantage
+
+
+def value_clip(config):
+    """The ε of PPO's clipped value loss, None (unclipped) unless ``config.clip_value_loss``."""
+    return config.clip_epsilon if config.clip_value_loss else None
+
+
+def minibatch_order(key, config, shape=None):
+    """Sample indices of ``num_epochs`` fresh permutations of the batch, as ``shape`` (default
+    ``[num_epochs · num_minibatches, minibatch_size]``: one row per gradient step)."""
+    shape = shape or (config.num_epochs * config.num_minibatches, config.minibatch_size)
+    return shuffled_indices(key, config.num_epochs, config.batch_size).reshape(shape)
+
+
+def with_old_policy(batch: Batch, network, actor_params) -> Batch:
+    """``batch`` with π_old on every sample, from ``actor_params`` (the parameters before the
+    first step), each distribution parameter broadcast to ``[batch, event]`` so that
+    minibatches can be gathered from it."""
+    old_policy = network.policy(actor_params, batch.obs)
+    return batch.replace(old_policy=jax.tree.map(
+        lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
+
+
+def frozen_policy(network, actor_params, obs):
+    """π_old on ``obs`` as a constant of the losses (no gradient flows into it)."""
+    return jax.lax.stop_gradient(network.policy(actor_params, obs))
+
+
+def optimizer_step(optimizer, flat, opt_state, grads):
+    """One step of an optax ``optimizer`` on raveled parameters: ``(flat, opt_state)``."""
+    updates, opt_state = optimizer.update(grads, opt_state, flat)
+    return optax.apply_updates(flat, updates), opt_state
+
+
 def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     """Total loss of one minibatch, its scalar metrics, and the per-sample ``log r`` and drift
     (reduced to :func:`pgjax.losses.ratio_metrics` once per update, not per step)."""
     policy = network.policy(params.actor, minibatch.obs)
-    advantage = minibatch.advantage
-    if config.normalize_advantages:
-        advantage = advantages_lib.normalize(advantage)
+    advantage = loss_advantage(minibatch.advantage, config)
     kl = None if minibatch.old_policy is None else policy.kl(minibatch.old_policy)
     pg_loss, log_ratio, drift_value = losses.policy_objective(
         policy.log_prob(minibatch.action), minibatch.old_log_prob, advantage,
@@ -114,9 +150,7 @@ def mirror_loss(params, minibatch: Batch, *, network, config, drift, progress):
     )
     values = network.value(params.critic, minibatch.obs)
     v_loss, v_metrics = losses.value_loss(
-        values, minibatch.old_value, minibatch.target,
-        clip_epsilon=config.clip_epsilon if config.clip_value_loss else None,
-    )
+        values, minibatch.old_value, minibatch.target, clip_epsilon=value_clip(config))
     ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
     total = pg_loss + config.vf_coef * v_loss + config.ent_coef * ent_loss
     metrics = {"policy_loss": pg_loss, **v_metrics, **ent_metrics}
@@ -135,19 +169,10 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
     ``ravel_pytree(params)``): Adam and the global-norm clip are elementwise, so this is the
     same update, but one fused step instead of one per layer — 15% less time per update on CPU
     (measured)."""
-    # π_old on every sample, from the parameters before the first step; each distribution
-    # parameter is broadcast to [batch, event] so that minibatches can be gathered from it.
     if with_kl:
-        old_policy = network.policy(params.actor, batch.obs)
-        batch = batch.replace(old_policy=jax.tree.map(
-            lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
-    num_steps = config.num_epochs * config.num_minibatches
-    permutations = shuffled_indices(key, config.num_epochs, config.batch_size)
-    minibatches = jax.tree.map(
-        lambda x: x[permutations.reshape(-1)].reshape(
-            (num_steps, config.minibatch_size) + x.shape[1:]),
-        batch,
-    )
+        batch = with_old_policy(batch, network, params.actor)
+    order = minibatch_order(key, config)
+    minibatches = jax.tree.map(lambda x: x[order], batch)
     flat_params, unravel = ravel_pytree(params)
 
     def flat_loss(flat, minibatch):
@@ -159,8 +184,7 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
     def sgd_step(carry, minibatch):
         flat, opt_state = carry
         grads, (metrics, samples) = grad_fn(flat, minibatch)
-        updates, opt_state = optimizer.update(grads, opt_state, flat)
-        flat = optax.apply_updates(flat, updates)
+        flat, opt_state = optimizer_step(optimizer, flat, opt_state, grads)
         return (flat, opt_state), ({**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
 
     (flat_params, opt_state), (metrics, samples) = jax.lax.scan(
@@ -190,22 +214,18 @@ def mirror_rule(config, network, *, drift: Callable[[DriftInputs], jax.Array],
 def value_update(critic_params, opt_state, batch: Batch, key, *, network, optimizer, config):
     """``num_epochs × num_minibatches`` Adam steps on ``½·mean((V − R)²)`` (clipped if
     ``clip_value_loss``), on the critic's raveled parameters."""
-    num_steps = config.num_epochs * config.num_minibatches
-    order = shuffled_indices(key, config.num_epochs, config.batch_size).reshape(
-        num_steps, config.minibatch_size)
+    order = minibatch_order(key, config)
     flat, unravel = ravel_pytree(critic_params)
 
     def loss(flat, idx):
         return losses.value_loss(
             network.value(unravel(flat), batch.obs[idx]), batch.old_value[idx],
-            batch.target[idx],
-            clip_epsilon=config.clip_epsilon if config.clip_value_loss else None)[0]
+            batch.target[idx], clip_epsilon=value_clip(config))[0]
 
     def step(carry, idx):
         flat, opt_state = carry
         value, grads = jax.value_and_grad(loss)(flat, idx)
-        updates, opt_state = optimizer.update(grads, opt_state, flat)
-        return (optax.apply_updates(flat, updates), opt_state), value
+        return optimizer_step(optimizer, flat, opt_state, grads), value
 
     (flat, opt_state), values = jax.lax.scan(step, (flat, opt_state), order)
     return unravel(flat), opt_state, values.mean()

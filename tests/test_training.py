@@ -95,15 +95,20 @@ def test_runner_shards_seeds_over_devices(config, tmp_path):
     devices = jax.local_devices()
     if len(devices) < 2:
         pytest.skip("needs two local devices (pgjax asks XLA for one per CPU core)")
-    sharded = pgjax.train(config, seeds=2, out=tmp_path, num_chunks=2, progress=False)
-    single = pgjax.train(config, seeds=2, num_chunks=2, progress=False, devices=devices[:1])
-    assert len(sharded.summary["devices"]) == 2
+    # 3 seeds on 2 devices: padded with a copy of seed 0 to 4 runs, the copy dropped again.
+    sharded = pgjax.train(config, seeds=3, out=tmp_path, num_chunks=2, progress=False,
+                          devices=devices[:2])
+    single = pgjax.train(config, seeds=3, num_chunks=2, progress=False, devices=devices[:1])
+    assert len(sharded.summary["devices"]) == 2 and sharded.summary["padded_runs"] == 4
+    assert sharded.metrics["env_steps"].shape == (3, config.num_updates)
     assert _max_diff(sharded.final_state.params, single.final_state.params) < 1e-5
+    np.testing.assert_allclose(sharded.metrics["value_loss"], single.metrics["value_loss"],
+                               rtol=1e-4)
     assert {p.name for p in tmp_path.iterdir()} == {"metrics.csv", "summary.json", "curve.png",
                                                 "policy.msgpack", "checkpoints"}
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("seed,update,env_steps,episodic_return")
-    assert len(lines) == 1 + 2 * config.num_updates
+    assert len(lines) == 1 + 3 * config.num_updates
 
 
 def test_continuous_actions_are_stored_unclipped():

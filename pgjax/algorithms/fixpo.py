@@ -56,11 +56,11 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from pgjax import advantages as advantages_lib
 from pgjax import losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
 from pgjax.algorithms.ppo import PENDULUM_TRUST_REGION
-from pgjax.updates import Batch, UpdateRule, shuffled_indices
+from pgjax.updates import (Batch, UpdateRule, loss_advantage, minibatch_order, shuffled_indices,
+                           value_clip, with_old_policy)
 
 #: Metrics FixPO reports on top of :data:`pgjax.trainer.METRICS`.
 METRICS = ("beta", "fixup_steps", "max_kl", "gradient_steps", "kl_bound_held")
@@ -141,13 +141,11 @@ def make_rule(config, network) -> UpdateRule:
     def update(params, state: FixPOState, batch: Batch, key, progress):
         actor, unravel_actor = ravel_pytree(params.actor)
         critic, unravel_critic = ravel_pytree(params.critic)
-        old_policy = network.policy(params.actor, batch.obs)
-        batch = batch.replace(old_policy=jax.tree.map(
-            lambda x: jnp.broadcast_to(x, batch.old_log_prob.shape + x.shape[-1:]), old_policy))
+        batch = with_old_policy(batch, network, params.actor)
         learning_rate = config.learning_rate * ((1.0 - progress) if config.anneal_lr else 1.0)
         key_primary, key_fixup = jax.random.split(key)
-        order = shuffled_indices(key_primary, config.num_epochs, config.batch_size).reshape(
-            config.num_epochs, config.num_minibatches, config.minibatch_size)
+        order = minibatch_order(key_primary, config, (
+            config.num_epochs, config.num_minibatches, config.minibatch_size))
 
         def kl_of(actor, mb):
             policy = network.policy(unravel_actor(actor), mb.obs)
@@ -155,15 +153,12 @@ def make_rule(config, network) -> UpdateRule:
 
         def primary_loss(actor, critic, mb, beta):
             kl, policy = kl_of(actor, mb)
-            advantage = mb.advantage
-            if config.normalize_advantages:
-                advantage = advantages_lib.normalize(advantage)
             pg_loss, metrics = losses.policy_loss(
-                policy.log_prob(mb.action), mb.old_log_prob, advantage,
+                policy.log_prob(mb.action), mb.old_log_prob, loss_advantage(mb.advantage, config),
                 lambda r, a: jnp.zeros_like(r), clip_epsilon=config.clip_epsilon)
             v_loss, v_metrics = losses.value_loss(
                 network.value(unravel_critic(critic), mb.obs), mb.old_value, mb.target,
-                clip_epsilon=config.clip_epsilon if config.clip_value_loss else None)
+                clip_epsilon=value_clip(config))
             ent_loss, ent_metrics = losses.entropy_loss(policy.entropy())
             penalty = beta * kl.mean()
             total = pg_loss + config.vf_coef * v_loss + config.ent_coef * ent_loss + penalty
@@ -250,7 +245,7 @@ def make_rule(config, network) -> UpdateRule:
                                  state.beta, state.beta_adam, jnp.zeros((), jnp.int32)),
                          (order, jax.random.split(key_fixup, config.num_epochs)))
         params = params.replace(actor=unravel_actor(actor), critic=unravel_critic(critic))
-        max_kl = old_policy.kl(network.policy(params.actor, batch.obs)).max()
+        max_kl = batch.old_policy.kl(network.policy(params.actor, batch.obs)).max()
         return params, FixPOState(actor_adam, critic_adam, beta, beta_adam), {
             **jax.tree.map(jnp.mean, metrics),
             "beta": beta, "fixup_steps": fixup_steps.astype(jnp.float32), "max_kl": max_kl,

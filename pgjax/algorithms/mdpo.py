@@ -45,11 +45,11 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from pgjax import advantages as advantages_lib
 from pgjax import drifts, losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
 from pgjax.algorithms.ppo import PRESETS
-from pgjax.updates import Batch, DriftInputs, UpdateRule, value_update
+from pgjax.updates import (Batch, DriftInputs, UpdateRule, frozen_policy, loss_advantage,
+                           optimizer_step, value_update)
 
 
 @struct.dataclass
@@ -67,10 +67,8 @@ def policy_phase(actor_params, opt_state, batch: Batch, *, network, optimizer, c
     ``−mean(r·Â − D) − c_H·mean(H)``, ``D = drift(DriftInputs)`` with the analytic
     ``KL(π ‖ π_old)`` of every state (π_old: ``actor_params``). Returns ``(actor_params,
     opt_state, metrics)``, the metrics averaged over the steps."""
-    old_policy = jax.lax.stop_gradient(network.policy(actor_params, batch.obs))
-    advantage = batch.advantage
-    if config.normalize_advantages:
-        advantage = advantages_lib.normalize(advantage)
+    old_policy = frozen_policy(network, actor_params, batch.obs)
+    advantage = loss_advantage(batch.advantage, config)
     flat, unravel = ravel_pytree(actor_params)
 
     def loss(flat):
@@ -88,8 +86,7 @@ def policy_phase(actor_params, opt_state, batch: Batch, *, network, optimizer, c
     def step(carry, _):
         flat, opt_state = carry
         grads, (metrics, samples) = jax.grad(loss, has_aux=True)(flat)
-        updates, opt_state = optimizer.update(grads, opt_state, flat)
-        return (optax.apply_updates(flat, updates), opt_state), (
+        return optimizer_step(optimizer, flat, opt_state, grads), (
             {**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
 
     (flat, opt_state), (metrics, (log_ratio, drift_value)) = jax.lax.scan(

@@ -28,11 +28,11 @@ import jax.numpy as jnp
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from pgjax import advantages as advantages_lib
 from pgjax import losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
 from pgjax.algorithms.ppo import PENDULUM_TRUST_REGION
-from pgjax.updates import Batch, UpdateRule, make_optimizer, value_update
+from pgjax.updates import (Batch, UpdateRule, frozen_policy, loss_advantage, make_optimizer,
+                           value_update)
 
 #: Metrics TRPO's update reports on top of :data:`pgjax.trainer.METRICS`.
 METRICS = ("kl", "line_search_steps", "step_accepted", "surrogate_improvement", "cg_residual",
@@ -165,10 +165,8 @@ def policy_step(actor_params, batch: Batch, *, network, config, max_kl=None):
     ``config.hparams.max_kl``); returns ``(actor_params, metrics)``."""
     max_kl = config.hparams.max_kl if max_kl is None else max_kl
     flat_old, unravel = ravel_pytree(actor_params)
-    old_policy = jax.lax.stop_gradient(network.policy(actor_params, batch.obs))
-    advantage = batch.advantage
-    if config.normalize_advantages:
-        advantage = advantages_lib.normalize(advantage)
+    old_policy = frozen_policy(network, actor_params, batch.obs)
+    advantage = loss_advantage(batch.advantage, config)
 
     def surrogate(flat):
         """``E[r·Â] + c_H·E[H]`` and the per-sample pieces for metrics."""
