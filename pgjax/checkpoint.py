@@ -15,7 +15,8 @@ killed mid-save leaves the previous checkpoints intact. :meth:`Checkpointer.rest
 the newest step first; one that fails to read (truncated, corrupted, checksum mismatch) gives a
 warning, is moved to ``DIR/damaged/`` and the previous one is tried.
 
-The generic pieces are used by the runner (:func:`pgjax.runner.train`, :func:`pgjax.resume`) and
+The generic pieces are used by the host engine (:class:`pgjax.engine.RunCheckpoints`, under
+:func:`pgjax.train`, :func:`pgjax.sweep` and :func:`pgjax.resume`), by the meta-learner, and
 are meant for any loop over jitted chunks.
 """
 
@@ -42,7 +43,7 @@ _ITEMS = ("state", "history", "meta")
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointOptions:
-    """When and how the runner checkpoints (between chunks of updates, so a checkpoint can
+    """When and how a run checkpoints (between chunks of updates, so a checkpoint can
     only fall on a chunk boundary; more ``num_chunks`` give finer ones).
 
     A checkpoint is written after the first chunk that ends ``every_seconds`` after the last
