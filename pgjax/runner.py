@@ -19,7 +19,8 @@ Files written to ``out`` (the user-facing contract):
 
 Numerical faults: every update reports ``nonfinite`` (:data:`pgjax.faults.FAULT_CHECKS`); the
 engine checks it after each chunk and stops at the first non-finite update with
-:class:`NumericalFault` (unless ``config.skip_nonfinite``), before that chunk is checkpointed.
+:class:`pgjax.faults.NumericalFault` (unless ``config.skip_nonfinite``), before that chunk is
+checkpointed.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from pgjax.checkpoint import CheckpointOptions, Checkpointer
 from pgjax.config import Config, config_from_dict
 from pgjax.engine import (CHECKPOINT_DIR, FINAL_WINDOW, Batch, RunCheckpoints, chunk_length,
                           final_returns, run_batch)
-from pgjax.run_files import plot_curve, versions, write_metrics_csv
 from pgjax.policy import POLICY_FILE, save_policies
+from pgjax.run_files import plot_curve, versions, write_metrics_csv
 from pgjax.validation import validate
 
 __all__ = ["RunResult", "resume_run", "train", "write_run"]
