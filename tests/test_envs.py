@@ -115,3 +115,33 @@ def test_tanh_head_on_infinite_action_bounds_is_refused():
 def test_non_protocol_object_is_refused():
     with pytest.raises(TypeError, match="protocol"):
         envs.make(object())
+
+
+def test_mask_observation_keeps_the_named_dimensions():
+    full = pgjax.envs.make("CartPole-v1")
+    masked = pgjax.envs.make("StatelessCartPole-v1")
+    assert pgjax.envs.canonical_id("StatelessCartPole-v1") == "pomdp/StatelessCartPole-v1"
+    assert masked.observation_space.shape == (2,)
+    key = jax.random.key(3)
+    (s_full, o_full), (s_masked, o_masked) = full.reset(key), masked.reset(key)
+    np.testing.assert_array_equal(o_masked, o_full[jnp.array([0, 2])])
+    for t in range(30):  # past an episode end: the final observation is masked too
+        k = jax.random.fold_in(key, t)
+        s_full, o_full, r_full, term, trunc, i_full = full.step(k, s_full, 1)
+        s_masked, o_masked, r_masked, _, _, i_masked = masked.step(k, s_masked, 1)
+        np.testing.assert_array_equal(o_masked, o_full[jnp.array([0, 2])])
+        np.testing.assert_array_equal(i_masked["final_observation"],
+                                      i_full["final_observation"][jnp.array([0, 2])])
+        assert r_full == r_masked
+    assert pgjax.envs.make("StatelessPendulum-v1").observation_space.shape == (2,)
+    assert "pomdp/StatelessPendulum-v1" in pgjax.envs.list_envs()
+    with pytest.raises(ValueError, match="distinct indices in 0..3"):
+        pgjax.envs.MaskObservation(full, [0, 4])
+
+
+def test_a_stateless_env_trains_through_make_train():
+    config = pgjax.make_config("ppo", "StatelessCartPole-v1", total_timesteps=1024, num_envs=4,
+                               num_steps=32, num_minibatches=2, num_epochs=1)
+    _, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(0))
+    assert config.env_id == "pomdp/StatelessCartPole-v1"
+    assert np.isfinite(metrics["policy_loss"]).all() and metrics["nonfinite"].max() == 0

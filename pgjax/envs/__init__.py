@@ -1,5 +1,6 @@
 """Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax), ``make("brax/hopper")``
-(the ``brax`` extra), or a user's own env.
+(the ``brax`` extra), the partially observable ``make("StatelessCartPole-v1")`` (``pomdp/``,
+:mod:`pgjax.envs.pomdp`), or a user's own env.
 
 See :mod:`pgjax.envs.core` for the protocol every environment follows.
 """
@@ -24,6 +25,7 @@ from pgjax.envs.normalize import (
     NormalizeReward,
     RunningMoments,
 )
+from pgjax.envs.pomdp import POMDP_IDS, MaskObservation
 
 __all__ = [
     "AutoReset",
@@ -32,6 +34,7 @@ __all__ = [
     "Environment",
     "EpisodeStats",
     "EpisodeStatsState",
+    "MaskObservation",
     "Wrapper",
     "ENV_AXIS",
     "NormalizeObservation",
@@ -54,13 +57,13 @@ def register(env_id: str, factory: Callable) -> None:
 
 
 def list_envs() -> list[str]:
-    """Every id :func:`make` accepts: the gymnax ids, the Brax ids (when the ``brax`` extra is
-    installed) and the registered ones."""
+    """Every id :func:`make` accepts: the gymnax ids, their stateless (partially observable)
+    variants, the Brax ids (when the ``brax`` extra is installed) and the registered ones."""
     from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
 
-    return ([f"gymnax/{i}" for i in gymnax_ids()] + [f"brax/{i}" for i in brax_ids()]
-            + sorted(_registry))
+    return ([f"gymnax/{i}" for i in gymnax_ids()] + [f"pomdp/{i}" for i in POMDP_IDS]
+            + [f"brax/{i}" for i in brax_ids()] + sorted(_registry))
 
 
 def canonical_id(env_id: str) -> str:
@@ -79,6 +82,8 @@ def canonical_id(env_id: str) -> str:
             return env_id
     elif family in ("", "gymnax") and name in gymnax_ids():
         return f"gymnax/{name}"
+    elif family in ("", "pomdp") and name in POMDP_IDS:
+        return f"pomdp/{name}"
     bare = [k.split("/", 1)[1] for k in list_envs() if "/" in k]
     close = difflib.get_close_matches(name, bare, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `pgjax list` shows them all"
@@ -111,6 +116,10 @@ def make(env, **kwargs):
         from pgjax.envs.brax_adapter import make_brax
 
         return make_brax(name, **kwargs)
+    if family == "pomdp":
+        from pgjax.envs.pomdp import make_pomdp
+
+        return make_pomdp(name, **kwargs)
     from pgjax.envs.gymnax_adapter import make_gymnax
 
     return make_gymnax(name, **kwargs)
