@@ -164,6 +164,9 @@ MUTATIONS = [
     Mutation("resume drops the metrics before the checkpoint", "pgjax/engine.py",
              "        chunks = [history]\n", "        chunks = []\n",
              ("tests/test_checkpoint.py",)),
+    Mutation("GRU state not reset at episode starts", "pgjax/recurrent.py",
+             "h = jnp.where(reset[..., None], jnp.zeros_like(h), h)", "h = h",
+             ("tests/test_recurrent.py",)),
     Mutation("DPO rebuilds log r from r", "pgjax/algorithms/dpo.py",
              "hp.dpo_beta, log_ratio=x.log_ratio)", "hp.dpo_beta)", ("tests/test_log_ratio.py",)),
 ]
