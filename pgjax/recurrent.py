@@ -18,12 +18,17 @@ resets inside the sequence, so an update can re-run the cell over each environme
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+from flax import struct
 
-from pgjax.networks import orthogonal
+from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
+from pgjax.networks import ActorCriticParams, mlp_apply, mlp_init, orthogonal
 
-__all__ = ["gru_init", "gru_scan", "gru_step"]
+__all__ = ["Memory", "RecurrentActorCritic", "Sequences", "gru_init", "gru_scan", "gru_step"]
 
 
 def gru_init(key, num_inputs: int, num_hidden: int) -> dict:
@@ -62,3 +67,108 @@ def gru_scan(params: dict, h0, xs, resets):
         return h, h
 
     return jax.lax.scan(step, h0, (xs, resets))
+
+
+@struct.dataclass
+class Memory:
+    """The recurrent state of the actor's and the critic's cells, ``[..., memory_size]`` each."""
+
+    actor: Any
+    critic: Any
+
+
+@struct.dataclass
+class Sequences:
+    """Observation sequences as a recurrent network reads them, batch-major: ``obs``
+    ``[B, T, ...]``, ``resets`` ``[B, T]`` (true where ``obs[:, t]`` starts an episode) and
+    ``start`` (:class:`Memory` ``[B, memory_size]``, the state before ``obs[:, 0]``). Indexing
+    the leading axis picks whole sequences, so minibatches of sequences are gathered like
+    minibatches of samples."""
+
+    obs: Any
+    resets: Any
+    start: Memory
+
+
+@struct.dataclass
+class RecurrentActorCritic:
+    """A separate actor and critic, each ``flatten → dense (tanh, memory_size) → GRU → MLP
+    head`` (PureJaxRL's ``ppo_rnn`` ActorCriticRNN, with pgjax's separate actor and critic and
+    PPO's head initialisation: gain √2 hidden, 0.01 policy output, 1.0 value output).
+
+    ``policy_step`` / ``value_step`` advance one step of a batch of envs (the rollout, a
+    trained policy); ``policy`` / ``value`` read :class:`Sequences` (the update) and give
+    ``[B, T]`` distributions and values equal to the step-by-step ones.
+    """
+
+    obs_shape: tuple = struct.field(pytree_node=False)
+    action_size: int = struct.field(pytree_node=False)
+    discrete: bool = struct.field(pytree_node=False)
+    actor_hidden: tuple = struct.field(pytree_node=False)
+    critic_hidden: tuple = struct.field(pytree_node=False)
+    memory_size: int = struct.field(pytree_node=False, default=128)
+    squash: bool = struct.field(pytree_node=False, default=False)
+
+    def _init_part(self, key, hidden, out, out_scale) -> dict:
+        k_embed, k_gru, k_head = jax.random.split(key, 3)
+        normal = jax.random.normal(k_embed, (math.prod(self.obs_shape), self.memory_size))
+        embed = {"w": orthogonal(normal, math.sqrt(2.0)),
+                 "b": jnp.zeros((self.memory_size,), jnp.float32)}
+        return {"embed": embed, "gru": gru_init(k_gru, self.memory_size, self.memory_size),
+                "mlp": mlp_init(k_head, (self.memory_size, *hidden, out), out_scale)}
+
+    def init(self, key: jax.Array) -> ActorCriticParams:
+        k_actor, k_critic = jax.random.split(key)
+        actor = self._init_part(k_actor, self.actor_hidden, self.action_size, 0.01)
+        critic = self._init_part(k_critic, self.critic_hidden, 1, 1.0)
+        if not self.discrete:
+            actor["log_std"] = jnp.zeros((self.action_size,), jnp.float32)
+        return ActorCriticParams(actor, critic)
+
+    def initial_memory(self, batch_shape=()) -> Memory:
+        zeros = jnp.zeros((*batch_shape, self.memory_size), jnp.float32)
+        return Memory(zeros, zeros)
+
+    def _embed(self, params, obs):
+        x = obs.reshape(obs.shape[:obs.ndim - len(self.obs_shape)] + (-1,))
+        return jnp.tanh(x @ params["embed"]["w"] + params["embed"]["b"])
+
+    def _head(self, params, h):
+        return mlp_apply(params["mlp"], h)
+
+    def _distribution(self, actor_params, out):
+        if self.discrete:
+            return Categorical(out)
+        return (TanhGaussian if self.squash else DiagGaussian)(out, actor_params["log_std"])
+
+    def _step(self, params, h, obs, reset):
+        h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
+        h = gru_step(params["gru"], h, self._embed(params, obs))
+        return self._head(params, h), h
+
+    def _sequence(self, params, obs, resets, start):
+        time_major = jnp.swapaxes(self._embed(params, obs), 0, 1)
+        _, hs = gru_scan(params["gru"], start, time_major, jnp.swapaxes(resets, 0, 1))
+        return self._head(params, jnp.swapaxes(hs, 0, 1))
+
+    def policy_step(self, actor_params, h, obs, reset):
+        """``(π(·|h', obs), h')``: one step from state ``h`` (zeroed where ``reset``)."""
+        out, h = self._step(actor_params, h, obs, reset)
+        return self._distribution(actor_params, out), h
+
+    def value_step(self, critic_params, h, obs, reset):
+        """``(V, h')``: one step of the critic's cell, as :meth:`policy_step`."""
+        out, h = self._step(critic_params, h, obs, reset)
+        return out[..., 0], h
+
+    def policy(self, actor_params, sequences: Sequences):
+        """The policy at every step of ``sequences``: a distribution of batch shape
+        ``[B, T]``."""
+        out = self._sequence(actor_params, sequences.obs, sequences.resets,
+                             sequences.start.actor)
+        return self._distribution(actor_params, out)
+
+    def value(self, critic_params, sequences: Sequences):
+        """``V`` at every step of ``sequences``, ``[B, T]``."""
+        return self._sequence(critic_params, sequences.obs, sequences.resets,
+                              sequences.start.critic)[..., 0]
