@@ -51,6 +51,11 @@ class Config:
     #: "auto" (set by make_config: "cnn" for image observations [H, W, C], else "mlp"), or either
     torso: str = _static("auto")
     conv_channels: tuple = _static((16,))  #: channels of the CNN torso's 3×3 conv layers
+    #: "none" (feed-forward actor and critic) or "gru": each gets a GRU cell between its torso
+    #: and its MLP head (:class:`pgjax.recurrent.RecurrentActorCritic`), trained by truncated
+    #: BPTT over each env's rollout, minibatches of whole env sequences
+    memory: str = _static("none")
+    memory_size: int = _static(128)  #: the GRU's hidden width (with memory="gru")
     #: continuous actions: "clip" (Gaussian, samples clipped at the env) or "tanh" (squashed)
     action_head: str = _static("clip")
     anneal_lr: bool = _static(True)  #: linear learning-rate decay over updates (TRPO: and δ)
@@ -96,6 +101,11 @@ class Config:
     @property
     def minibatch_size(self) -> int:
         return self.batch_size // self.num_minibatches
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy has memory: the update's samples are whole env sequences."""
+        return self.memory != "none"
 
     @property
     def num_updates(self) -> int:

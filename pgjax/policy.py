@@ -66,6 +66,9 @@ def make_policy(config: Config, params, obs_moments=None):
       True
     """
     config = resolve_defaults(config)
+    if config.recurrent:
+        raise ValueError("make_policy: a recurrent policy (memory='gru') carries its cell state "
+                         "across steps, which make_policy and evaluate do not do yet")
     policy = trained_policy(config, params, obs_moments)
     env = envs_lib.make(config.env, **dict(config.env_kwargs))
     network = make_network(config, env)

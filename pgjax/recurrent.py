@@ -26,9 +26,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
+from pgjax.envs import Box, Discrete
 from pgjax.networks import ActorCriticParams, mlp_apply, mlp_init, orthogonal
 
-__all__ = ["Memory", "RecurrentActorCritic", "Sequences", "gru_init", "gru_scan", "gru_step"]
+__all__ = ["Memory", "RecurrentActorCritic", "Sequences", "gru_init", "gru_scan", "gru_step",
+           "make_recurrent_actor_critic", "reset_state"]
 
 
 def gru_init(key, num_inputs: int, num_hidden: int) -> dict:
@@ -56,13 +58,18 @@ def gru_step(params: dict, h, x):
     return (1.0 - z) * n + z * h
 
 
+def reset_state(h, reset):
+    """``h`` zeroed where ``reset`` (``[...]``; ``h`` is ``[..., hidden]``): an episode starts."""
+    return jnp.where(reset[..., None], jnp.zeros_like(h), h)
+
+
 def gru_scan(params: dict, h0, xs, resets):
     """The cell over a time-major sequence: ``xs`` ``[T, ..., inputs]``, ``resets`` ``[T, ...]``
     (true where ``x_t`` starts an episode: the state is zeroed before that step), from ``h0``
     ``[..., hidden]``. Returns ``(h_T, hs)`` with ``hs[t]`` the state after step ``t``."""
     def step(h, inputs):
         x, reset = inputs
-        h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
+        h = reset_state(h, reset)
         h = gru_step(params, h, x)
         return h, h
 
@@ -142,7 +149,7 @@ class RecurrentActorCritic:
         return (TanhGaussian if self.squash else DiagGaussian)(out, actor_params["log_std"])
 
     def _step(self, params, h, obs, reset):
-        h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
+        h = reset_state(h, reset)
         h = gru_step(params["gru"], h, self._embed(params, obs))
         return self._head(params, h), h
 
@@ -172,3 +179,33 @@ class RecurrentActorCritic:
         """``V`` at every step of ``sequences``, ``[B, T]``."""
         return self._sequence(critic_params, sequences.obs, sequences.resets,
                               sequences.start.critic)[..., 0]
+
+    def rollout_values(self, critic_params, sequences: Sequences, next_obs, last_done):
+        """What GAE needs after a rollout: ``V(s_t)`` and ``V(s'_t)`` ``[B, T]`` — the true
+        next observation read by the cell from the state after step ``t``, so an episode's
+        final observation is valued with that episode's memory — and the critic's state for
+        the next rollout (after the last step, zeroed where it ended an episode)."""
+        time_major = jnp.swapaxes(self._embed(critic_params, sequences.obs), 0, 1)
+        last, hs = gru_scan(critic_params["gru"], sequences.start.critic, time_major,
+                            jnp.swapaxes(sequences.resets, 0, 1))
+        hs = jnp.swapaxes(hs, 0, 1)
+        values = self._head(critic_params, hs)[..., 0]
+        after = gru_step(critic_params["gru"], hs, self._embed(critic_params, next_obs))
+        next_values = self._head(critic_params, after)[..., 0]
+        return values, next_values, reset_state(last, last_done)
+
+
+def make_recurrent_actor_critic(observation_space: Box, action_space, actor_hidden,
+                                critic_hidden, *, memory_size: int = 128,
+                                squash: bool = False) -> RecurrentActorCritic:
+    """The recurrent actor-critic for these spaces (flat observations)."""
+    if isinstance(action_space, Discrete):
+        action_size, discrete = action_space.n, True
+    elif isinstance(action_space, Box):
+        action_size, discrete = math.prod(action_space.shape), False
+    else:
+        raise TypeError(f"unsupported action space {action_space!r}")
+    if squash and discrete:
+        raise ValueError("action_head: 'tanh' needs continuous (Box) actions")
+    return RecurrentActorCritic(tuple(observation_space.shape), action_size, discrete,
+                                tuple(actor_hidden), tuple(critic_hidden), memory_size, squash)

@@ -8,6 +8,7 @@ from flax import struct
 
 from pgjax.envs import ENV_AXIS, Box
 from pgjax.keys import typed_key
+from pgjax.recurrent import reset_state
 
 
 @struct.dataclass
@@ -37,6 +38,37 @@ def env_action(action_space, action, squash: bool = False):
     return jnp.clip(action, action_space.low, action_space.high)
 
 
+def rollout_keys(key, num_steps: int, num_envs: int):
+    """Every key of a rollout in one split, ``[num_steps, 1 + num_envs]`` (the policy's, then
+    one per env, for each step): one RNG call instead of two per step, which is quicker to
+    compile and to run on CPU. ``key``: typed or legacy (:func:`pgjax.keys.typed_key`)."""
+    return jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(
+        num_steps, num_envs + 1)
+
+
+def act(env, network, policy, env_state, obs, step_keys):
+    """One vectorised step: sample from ``policy`` (keys ``step_keys[0]``, the envs'
+    ``step_keys[1:]``), step every env; ``(env_state, next_obs, Transition)``."""
+    action = policy.sample(step_keys[0])
+    log_prob = policy.log_prob(action)
+    # Named axis: wrappers with statistics shared across envs (normalisation) reduce on it.
+    env_step = jax.vmap(env.step, axis_name=ENV_AXIS)
+    env_state, next_obs, reward, terminated, truncated, info = env_step(
+        step_keys[1:], env_state, env_action(env.action_space, action, network.squash))
+    transition = Transition(
+        obs=obs,
+        action=action,
+        log_prob=log_prob,
+        reward=reward,
+        terminated=terminated,
+        done=jnp.logical_or(terminated, truncated),
+        next_obs=info["final_observation"],
+        episode_return=info["episode_return"],
+        episode_length=info["episode_length"],
+    )
+    return env_state, next_obs, transition
+
+
 def rollout(env, network, actor_params, env_state, obs, key, num_steps):
     """Run ``num_steps`` vectorised steps of the stochastic policy from ``(env_state, obs)``.
 
@@ -50,30 +82,35 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
 
     def step(carry, step_keys):
         env_state, obs = carry
-        key_action, env_keys = step_keys[0], step_keys[1:]
         policy = network.policy(actor_params, obs)
-        action = policy.sample(key_action)
-        log_prob = policy.log_prob(action)
-        # Named axis: wrappers with statistics shared across envs (normalisation) reduce on it.
-        env_step = jax.vmap(env.step, axis_name=ENV_AXIS)
-        env_state, next_obs, reward, terminated, truncated, info = env_step(
-            env_keys, env_state, env_action(env.action_space, action, network.squash))
-        transition = Transition(
-            obs=obs,
-            action=action,
-            log_prob=log_prob,
-            reward=reward,
-            terminated=terminated,
-            done=jnp.logical_or(terminated, truncated),
-            next_obs=info["final_observation"],
-            episode_return=info["episode_return"],
-            episode_length=info["episode_length"],
-        )
+        env_state, next_obs, transition = act(env, network, policy, env_state, obs, step_keys)
         return (env_state, next_obs), transition
 
-    # Every key of the rollout in one split (the policy's, then one per env, for each step):
-    # one RNG call instead of two per step, which is quicker to compile and to run on CPU.
-    keys = jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(
-        num_steps, num_envs + 1)
+    keys = rollout_keys(key, num_steps, num_envs)
     (env_state, obs), transitions = jax.lax.scan(step, (env_state, obs), keys)
     return env_state, obs, transitions
+
+
+def recurrent_rollout(env, network, actor_params, env_state, obs, memory, key, num_steps):
+    """:func:`rollout` for a recurrent policy (:class:`pgjax.recurrent.RecurrentActorCritic`):
+    the actor's cell state ``memory`` (``[num_envs, memory_size]``, the state before ``obs``)
+    is carried across steps and zeroed after a step that ended an episode, so it is zero at
+    every episode's first observation. Same keys as :func:`rollout`.
+
+    Returns:
+      ``(env_state, obs, memory, transitions)``: ``memory`` is the state before the returned
+      ``obs`` (for the next rollout).
+    """
+    num_envs = obs.shape[0]
+    no_reset = jnp.zeros((num_envs,), bool)
+
+    def step(carry, step_keys):
+        env_state, obs, h = carry
+        policy, h = network.policy_step(actor_params, h, obs, no_reset)
+        env_state, next_obs, transition = act(env, network, policy, env_state, obs, step_keys)
+        h = reset_state(h, transition.done)
+        return (env_state, next_obs, h), transition
+
+    keys = rollout_keys(key, num_steps, num_envs)
+    (env_state, obs, memory), transitions = jax.lax.scan(step, (env_state, obs, memory), keys)
+    return env_state, obs, memory, transitions

@@ -7,6 +7,7 @@ give identical results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,7 +23,8 @@ from pgjax.faults import first_nonfinite
 from pgjax.keys import typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
-from pgjax.rollout import rollout
+from pgjax.recurrent import Memory, Sequences, make_recurrent_actor_critic
+from pgjax.rollout import recurrent_rollout, rollout
 from pgjax.updates import Batch, UpdateRule
 
 #: Per-update metrics every algorithm reports, each a scalar per update (``[num_updates]``
@@ -43,6 +45,9 @@ class TrainState:
     obs: jax.Array  #: current observation of every env, ``[num_envs, ...]``
     key: jax.Array
     update_step: jax.Array
+    #: a recurrent policy's cell states before ``obs`` (:class:`pgjax.recurrent.Memory`,
+    #: ``[num_envs, memory_size]``); None for feed-forward policies
+    memory: Any = None
 
 
 class Trainer(NamedTuple):
@@ -65,8 +70,13 @@ def make_env(config: Config):
 
 
 def make_network(config: Config, env):
-    """The actor-critic the config describes, for ``env``'s spaces."""
+    """The actor-critic the config describes, for ``env``'s spaces (recurrent with
+    ``memory="gru"``)."""
     config = resolve_defaults(config)
+    if config.recurrent:
+        return make_recurrent_actor_critic(
+            env.observation_space, env.action_space, config.actor_hidden, config.critic_hidden,
+            memory_size=config.memory_size, squash=config.action_head == "tanh")
     return make_actor_critic(env.observation_space, env.action_space, config.actor_hidden,
                              config.critic_hidden, torso=config.torso,
                              conv_channels=config.conv_channels,
@@ -134,23 +144,30 @@ def make_trainer(config: Config) -> Trainer:
         env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
             jax.random.split(key_env, config.num_envs))
         params = network.init(key_params)
+        memory = network.initial_memory((config.num_envs,)) if config.recurrent else None
         return TrainState(params, rule.init(params), env_state, obs, key,
-                          jnp.zeros((), jnp.int32))
+                          jnp.zeros((), jnp.int32), memory)
 
-    def update(state):
-        key, key_rollout, key_update = jax.random.split(state.key, 3)
+    def collect(state, key_rollout):
+        """Rollout, values and GAE: ``(env_state, obs, memory, traj, batch)``; the batch is
+        flat samples, or whole env sequences ``[num_envs, num_steps]`` with memory."""
+        if config.recurrent:
+            return collect_sequences(config, env, network, state, key_rollout)
         env_state, obs, traj = rollout(env, network, state.params.actor, state.env_state,
                                        state.obs, key_rollout, config.num_steps)
         # Values of s_t and of the true s'_t (final obs at episode ends), in one pass.
         values, next_values = jnp.split(
             network.value(state.params.critic, jnp.concatenate([traj.obs, traj.next_obs])), 2)
-        advantages, targets = gae(traj.reward * config.reward_scale, values, next_values,
-                                  traj.terminated, traj.done,
-                                  gamma=config.gamma, lambda_=config.gae_lambda)
+        advantages, targets = advantages_and_targets(config, traj, values, next_values)
         batch = jax.tree.map(
             lambda x: x.reshape((config.batch_size,) + x.shape[2:]),
             Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets),
         )
+        return env_state, obs, None, traj, batch
+
+    def update(state):
+        key, key_rollout, key_update = jax.random.split(state.key, 3)
+        env_state, obs, memory, traj, batch = collect(state, key_rollout)
         params, opt_state, update_metrics = rule.update(
             state.params, state.opt_state, batch, key_update,
             state.update_step / config.num_updates)
@@ -169,11 +186,40 @@ def make_trainer(config: Config) -> Trainer:
             **update_metrics,
             "explained_variance": explained_variance(batch.old_value, batch.target),
         }
-        state = TrainState(params, opt_state, env_state, obs, key, state.update_step + 1)
+        state = TrainState(params, opt_state, env_state, obs, key, state.update_step + 1, memory)
         # NaN for what this algorithm does not compute (kl_new_old unless the drift reads it).
         return state, {k: metrics.get(k, jnp.float32(jnp.nan)) for k in names}
 
     return Trainer(init, update, config.num_updates, names)
+
+
+def advantages_and_targets(config: Config, traj, values, next_values):
+    """GAE over a rollout (time-major ``[num_steps, num_envs]``): bootstrap from ``V(s'_t)``
+    unless ``s'_t`` is terminal, cut the trace at every episode end (:func:`pgjax.gae`)."""
+    return gae(traj.reward * config.reward_scale, values, next_values, traj.terminated,
+               traj.done, gamma=config.gamma, lambda_=config.gae_lambda)
+
+
+def collect_sequences(config: Config, env, network, state: TrainState, key):
+    """A recurrent policy's rollout as whole env sequences: the batch's ``obs`` is
+    :class:`pgjax.recurrent.Sequences` (observations, the episode starts inside each
+    sequence, the cell states at the rollout's start), every other field ``[num_envs,
+    num_steps]``, so that re-running the cells from the stored start reproduces the rollout's
+    log-probabilities exactly (truncated BPTT over ``num_steps``)."""
+    env_state, obs, actor_memory, traj = recurrent_rollout(
+        env, network, state.params.actor, state.env_state, state.obs, state.memory.actor, key,
+        config.num_steps)
+    # x_t starts an episode where step t − 1 ended one (the start state covers t = 0).
+    resets = jnp.concatenate([jnp.zeros_like(traj.done[:1]), traj.done[:-1]])
+    batch_major = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
+    sequences = Sequences(batch_major(traj.obs), batch_major(resets), state.memory)
+    values, next_values, critic_memory = network.rollout_values(
+        state.params.critic, sequences, batch_major(traj.next_obs), traj.done[-1])
+    advantages, targets = advantages_and_targets(config, traj, batch_major(values),
+                                                 batch_major(next_values))
+    batch = Batch(sequences, batch_major(traj.action), batch_major(traj.log_prob), values,
+                  batch_major(advantages), batch_major(targets))
+    return env_state, obs, Memory(actor_memory, critic_memory), traj, batch
 
 
 def make_train(config: Config):

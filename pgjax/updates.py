@@ -112,9 +112,13 @@ def value_clip(config):
 
 def minibatch_order(key, config, shape=None):
     """Sample indices of ``num_epochs`` fresh permutations of the batch, as ``shape`` (default
-    ``[num_epochs · num_minibatches, minibatch_size]``: one row per gradient step)."""
-    shape = shape or (config.num_epochs * config.num_minibatches, config.minibatch_size)
-    return shuffled_indices(key, config.num_epochs, config.batch_size).reshape(shape)
+    ``[num_epochs · num_minibatches, samples per minibatch]``: one row per gradient step). A
+    sample is a transition, or with memory a whole env sequence (minibatches split over envs,
+    not over time, so the cells re-run each sequence from its start)."""
+    samples = config.num_envs if config.recurrent else config.batch_size
+    shape = shape or (config.num_epochs * config.num_minibatches,
+                      samples // config.num_minibatches)
+    return shuffled_indices(key, config.num_epochs, samples).reshape(shape)
 
 
 def with_old_policy(batch: Batch, network, actor_params) -> Batch:

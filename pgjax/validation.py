@@ -20,11 +20,13 @@ from pgjax.networks import TORSOS
 from pgjax.updates import DriftInputs
 
 ACTION_HEADS = ("clip", "tanh")
-INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps")
+MEMORIES = ("none", "gru")
+INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps",
+              "memory_size")
 BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "skip_nonfinite")
 TUPLE_FIELDS = ("actor_hidden", "critic_hidden", "conv_channels")
-CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS}
+CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS, "memory": MEMORIES}
 FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
     "gamma": (0.0, 1.0, True, True),
@@ -150,9 +152,27 @@ def validate(config) -> None:
             f"total_timesteps: {config.total_timesteps} is less than one update "
             f"(num_envs*num_steps = {config.batch_size})")
     spec = ALGORITHMS[config.algo]
+    if config.recurrent:
+        _check_memory(config, spec)
     if spec.check is not None:
         spec.check(config)
     _check_drift(config)
+
+
+def _check_memory(config, spec) -> None:
+    """What a recurrent policy needs: minibatches of whole env sequences, flat observations,
+    and an algorithm on the shared first-order update."""
+    if config.num_envs % config.num_minibatches:
+        raise ValueError(f"num_minibatches: {config.num_minibatches} does not divide num_envs "
+                         f"= {config.num_envs} (with memory, a minibatch is whole env "
+                         "sequences)")
+    if config.torso == "cnn":
+        raise ValueError("memory: a recurrent policy takes flat observations (torso 'mlp'); "
+                         "image observations are not supported with memory yet")
+    if spec.make_update is not None:
+        raise ValueError(f"memory: {config.algo} has its own update rule, which does not "
+                         "support memory yet; the drift algorithms (ppo, spo, dpo, lpo, "
+                         "talpo, mirror and registered drifts) do")
 
 
 def _check_int(name, value, low) -> None:

@@ -79,3 +79,75 @@ def test_recurrent_policy_over_sequences_equals_the_step_by_step_rollout():
         picked = jax.tree.map(lambda x: x[jnp.array([2, 0])], sequences)
         np.testing.assert_allclose(net.value(params.critic, picked),
                                    jnp.stack(values).T[jnp.array([2, 0])], rtol=1e-5, atol=1e-5)
+
+
+TINY_GRU = dict(memory="gru", memory_size=8, total_timesteps=2048, num_envs=4, num_steps=64,
+                num_minibatches=2, num_epochs=2, actor_hidden=(16,), critic_hidden=(16,))
+
+
+def test_the_stored_start_state_reproduces_the_rollout():
+    """Re-running the cells over each env's sequence from the state stored at the rollout's
+    start gives the rollout's log-probabilities (ratio 1 before the first step), across the
+    episode starts inside the sequences."""
+    import pgjax
+    from pgjax.trainer import collect_sequences, make_env, make_network
+
+    config = pgjax.make_config("ppo", "StatelessCartPole-v1", **TINY_GRU)
+    env = make_env(config)
+    network = make_network(config, env)
+    state = pgjax.make_trainer(config).init(jax.random.key(0))
+    state = state.replace(memory=jax.tree.map(lambda x: x + 0.3, state.memory))  # mid-episode
+    _, _, memory, traj, batch = jax.jit(
+        lambda s, k: collect_sequences(config, env, network, s, k))(state, jax.random.key(1))
+    assert int(traj.done.sum()) > 4  # episodes ended inside the sequences
+    log_prob = network.policy(state.params.actor, batch.obs).log_prob(batch.action)
+    np.testing.assert_allclose(log_prob, batch.old_log_prob, atol=2e-6)
+    np.testing.assert_allclose(network.value(state.params.critic, batch.obs), batch.old_value,
+                               atol=2e-5)
+    assert batch.action.shape == (4, 64) and batch.obs.obs.shape == (4, 64, 2)
+    # The next rollout starts from zeros where the last step ended an episode.
+    ended = np.asarray(traj.done[-1])
+    assert (np.asarray(memory.actor)[ended] == 0).all()
+
+
+def test_recurrent_runs_vmap_over_seeds_and_resume_bit_identically(tmp_path):
+    import pgjax
+    from pgjax.checkpoint import CheckpointOptions
+
+    config = pgjax.make_config("spo", "StatelessCartPole-v1", **TINY_GRU)
+    keys = jax.random.split(jax.random.key(0), 2)
+    train = jax.jit(pgjax.make_train(config))
+    together = jax.jit(jax.vmap(pgjax.make_train(config)))(keys)
+    for i in range(2):
+        alone = train(keys[i])
+        np.testing.assert_allclose(alone[1]["policy_loss"], together[1]["policy_loss"][i],
+                                   rtol=1e-4, atol=1e-6)
+    options = CheckpointOptions(every_seconds=None, every_updates=1, keep=10)
+    whole = pgjax.train(config, seeds=2, out=tmp_path / "run", num_chunks=8, progress=False,
+                        checkpoint=options, devices=jax.devices()[:1])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    for step in (5, 6, 7, 8):  # as if it had been killed after update 4
+        import shutil
+        shutil.rmtree(checkpoints / str(step))
+    resumed = pgjax.resume(tmp_path / "run", progress=False, devices=jax.devices()[:1])
+    assert resumed.summary["resumed_at_update"] == 4
+    for name in whole.metrics:
+        np.testing.assert_array_equal(resumed.metrics[name], whole.metrics[name])
+    for a, b in zip(jax.tree.leaves(whole.final_state), jax.tree.leaves(resumed.final_state)):
+        np.testing.assert_array_equal(jax.random.key_data(a) if jnp.issubdtype(
+            a.dtype, jax.dtypes.prng_key) else a, jax.random.key_data(b) if jnp.issubdtype(
+            b.dtype, jax.dtypes.prng_key) else b)
+
+
+def test_memory_is_refused_where_it_is_not_supported_in_one_line():
+    import pytest
+
+    import pgjax
+
+    with pytest.raises(ValueError, match="memory: trpo has its own update rule"):
+        pgjax.make_config("trpo", "StatelessCartPole-v1", memory="gru")
+    with pytest.raises(ValueError, match="num_minibatches: 3 does not divide num_envs = 4"):
+        pgjax.make_config("ppo", "StatelessCartPole-v1", **{**TINY_GRU, "num_minibatches": 3,
+                                                             "num_steps": 96})
+    with pytest.raises(ValueError, match="memory: 'lstm' is not one of none, gru"):
+        pgjax.make_config("ppo", "CartPole-v1", memory="lstm")
