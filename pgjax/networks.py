@@ -220,6 +220,20 @@ class ActorCritic:
 TORSOS = ("auto", "mlp", "cnn")
 
 
+def policy_head(action_space, squash: bool = False) -> tuple[int, bool]:
+    """``(outputs, discrete)`` of the policy head for ``action_space``: categories, or action
+    dimensions of a (tanh-squashed if ``squash``) Gaussian."""
+    if isinstance(action_space, Discrete):
+        action_size, discrete = action_space.n, True
+    elif isinstance(action_space, Box):
+        action_size, discrete = math.prod(action_space.shape), False
+    else:
+        raise TypeError(f"unsupported action space {action_space!r}")
+    if squash and discrete:
+        raise ValueError("action_head: 'tanh' needs continuous (Box) actions")
+    return action_size, discrete
+
+
 def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden, *,
                       torso: str = "auto", conv_channels: Sequence[int] = (16,),
                       squash: bool = False) -> ActorCritic:
@@ -231,14 +245,7 @@ def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic
       squash: a tanh-squashed Gaussian policy (:class:`TanhGaussian`) for Box actions, instead
         of a Gaussian whose samples are clipped at the env.
     """
-    if isinstance(action_space, Discrete):
-        action_size, discrete = action_space.n, True
-    elif isinstance(action_space, Box):
-        action_size, discrete = math.prod(action_space.shape), False
-    else:
-        raise TypeError(f"unsupported action space {action_space!r}")
-    if squash and discrete:
-        raise ValueError("action_head: 'tanh' needs continuous (Box) actions")
+    action_size, discrete = policy_head(action_space, squash)
     shape = tuple(observation_space.shape)
     if resolve_torso(torso, shape) == "cnn":
         kernel_fit = len(shape) == 3 and min(shape[:2]) > 2 * len(conv_channels)

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
-from pgjax.envs import Box, Discrete
-from pgjax.networks import ActorCriticParams, mlp_apply, mlp_init, orthogonal
+from pgjax.envs import Box
+from pgjax.networks import ActorCriticParams, mlp_apply, mlp_init, orthogonal, policy_head
 
 __all__ = ["Memory", "RecurrentActorCritic", "Sequences", "gru_init", "gru_scan", "gru_step",
            "make_recurrent_actor_critic", "reset_state"]
@@ -199,13 +199,6 @@ def make_recurrent_actor_critic(observation_space: Box, action_space, actor_hidd
                                 critic_hidden, *, memory_size: int = 128,
                                 squash: bool = False) -> RecurrentActorCritic:
     """The recurrent actor-critic for these spaces (flat observations)."""
-    if isinstance(action_space, Discrete):
-        action_size, discrete = action_space.n, True
-    elif isinstance(action_space, Box):
-        action_size, discrete = math.prod(action_space.shape), False
-    else:
-        raise TypeError(f"unsupported action space {action_space!r}")
-    if squash and discrete:
-        raise ValueError("action_head: 'tanh' needs continuous (Box) actions")
+    action_size, discrete = policy_head(action_space, squash)
     return RecurrentActorCritic(tuple(observation_space.shape), action_size, discrete,
                                 tuple(actor_hidden), tuple(critic_hidden), memory_size, squash)
