@@ -5,7 +5,7 @@ from pgjax.advantages import gae
 from pgjax.algorithms import register, register_drift
 from pgjax.config import ALGORITHMS, Config, make_config, stack_configs
 from pgjax.devices import use_host_devices
-from pgjax.policy import evaluate, make_policy
+from pgjax.policy import evaluate, initial_memory, make_policy
 from pgjax.trainer import METRICS, TrainState, make_train, make_trainer
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "drifts",
     "envs",
     "evaluate",
+    "initial_memory",
     "gae",
     "losses",
     "make_config",

@@ -57,6 +57,10 @@ def make_policy(config: Config, params, obs_moments=None):
     bounds, or squashed into them for ``action_head="tanh"``). ``key``:
     ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``, the same action.
 
+    A recurrent policy (``memory="gru"``) carries the actor's cell state across steps:
+    ``act(key, obs, memory, deterministic=False) -> (action, memory)``, starting each episode
+    from :func:`initial_memory` (as training zeroes it after every episode end).
+
     Example:
       >>> import jax, pgjax
       >>> config = pgjax.make_config("ppo", "CartPole-v1", total_timesteps=2048)
@@ -66,21 +70,40 @@ def make_policy(config: Config, params, obs_moments=None):
       True
     """
     config = resolve_defaults(config)
-    if config.recurrent:
-        raise ValueError("make_policy: a recurrent policy (memory='gru') carries its cell state "
-                         "across steps, which make_policy and evaluate do not do yet")
     policy = trained_policy(config, params, obs_moments)
     env = envs_lib.make(config.env, **dict(config.env_kwargs))
     network = make_network(config, env)
 
-    def act(key, obs, deterministic=False):
-        if policy.obs_moments is not None:
-            obs = normalize_observation(policy.obs_moments, obs)
-        distribution = network.policy(policy.actor, obs)
+    def action_of(key, distribution, deterministic):
         action = distribution.mode() if deterministic else distribution.sample(typed_key(key))
         return env_action(env.action_space, action, network.squash)
 
+    def normalized(obs):
+        if policy.obs_moments is None:
+            return obs
+        return normalize_observation(policy.obs_moments, obs)
+
+    if config.recurrent:
+        def act_recurrent(key, obs, memory, deterministic=False):
+            distribution, memory = network.policy_step(
+                policy.actor, memory, normalized(obs), jnp.zeros(memory.shape[:-1], bool))
+            return action_of(key, distribution, deterministic), memory
+
+        return act_recurrent
+
+    def act(key, obs, deterministic=False):
+        return action_of(key, network.policy(policy.actor, normalized(obs)), deterministic)
+
     return act
+
+
+def initial_memory(config: Config) -> jax.Array:
+    """A recurrent policy's cell state at an episode's start, ``[memory_size]`` zeros (the
+    ``memory`` argument of :func:`make_policy`'s ``act``)."""
+    config = resolve_defaults(config)
+    if not config.recurrent:
+        raise ValueError("initial_memory: this config's policy is feed-forward (memory='none')")
+    return jnp.zeros((config.memory_size,), jnp.float32)
 
 
 def evaluate(config: Config, params, key, num_episodes: int = 16, *, deterministic=False,
@@ -93,7 +116,14 @@ def evaluate(config: Config, params, key, num_episodes: int = 16, *, determinist
     ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``, the same episodes.
     """
     config = resolve_defaults(config)
-    act = jax.vmap(make_policy(config, params, obs_moments), in_axes=(0, 0, None))
+    policy = make_policy(config, params, obs_moments)
+    if config.recurrent:  # each env plays one episode: its memory starts at zero, never reset
+        act = jax.vmap(policy, in_axes=(0, 0, 0, None))
+        memory = jnp.zeros((num_episodes, config.memory_size), jnp.float32)
+    else:
+        act = jax.vmap(lambda key, obs, memory, deterministic: (
+            policy(key, obs, deterministic), memory), in_axes=(0, 0, None, None))
+        memory = None
     env = envs_lib.EpisodeStats(envs_lib.make(config.env, **dict(config.env_kwargs)))
     key_reset, key = jax.random.split(typed_key(key))
     env_state, obs = jax.vmap(env.reset)(jax.random.split(key_reset, num_episodes))
@@ -104,17 +134,18 @@ def evaluate(config: Config, params, key, num_episodes: int = 16, *, determinist
         return jnp.logical_and(jnp.isnan(returns).any(), t < max_steps)
 
     def step(carry):
-        env_state, obs, key, returns, t = carry
+        env_state, obs, memory, key, returns, t = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        action = act(jax.random.split(key_act, num_episodes), obs, deterministic)
+        action, memory = act(jax.random.split(key_act, num_episodes), obs, memory,
+                             deterministic)
         env_state, obs, _, terminated, truncated, info = jax.vmap(env.step)(
             jax.random.split(key_env, num_episodes), env_state, action)
         first_end = jnp.logical_and(jnp.logical_or(terminated, truncated), jnp.isnan(returns))
         returns = jnp.where(first_end, info["episode_return"], returns)
-        return env_state, obs, key, returns, t + 1
+        return env_state, obs, memory, key, returns, t + 1
 
-    carry = (env_state, obs, key, nan, jnp.zeros((), jnp.int32))
-    return jax.lax.while_loop(running, step, carry)[3]
+    carry = (env_state, obs, memory, key, nan, jnp.zeros((), jnp.int32))
+    return jax.lax.while_loop(running, step, carry)[4]
 
 
 POLICY_FILE = "policy.msgpack"

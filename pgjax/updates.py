@@ -110,12 +110,24 @@ def value_clip(config):
     return config.clip_epsilon if config.clip_value_loss else None
 
 
+def num_samples(config) -> int:
+    """The batch's leading size: transitions (``num_envs·num_steps``), or with memory whole env
+    sequences (``num_envs``; minibatches split over envs, not over time, so the cells re-run
+    each sequence from its stored start)."""
+    return config.num_envs if config.recurrent else config.batch_size
+
+
+def take(batch, index):
+    """The samples ``index`` of a batch (any pytree with the samples on the leading axis:
+    :class:`Batch`, observations, :class:`pgjax.recurrent.Sequences`)."""
+    return jax.tree.map(lambda x: x[index], batch)
+
+
 def minibatch_order(key, config, shape=None):
     """Sample indices of ``num_epochs`` fresh permutations of the batch, as ``shape`` (default
-    ``[num_epochs · num_minibatches, samples per minibatch]``: one row per gradient step). A
-    sample is a transition, or with memory a whole env sequence (minibatches split over envs,
-    not over time, so the cells re-run each sequence from its start)."""
-    samples = config.num_envs if config.recurrent else config.batch_size
+    ``[num_epochs · num_minibatches, samples per minibatch]``: one row per gradient step),
+    a sample as :func:`num_samples` counts it."""
+    samples = num_samples(config)
     shape = shape or (config.num_epochs * config.num_minibatches,
                       samples // config.num_minibatches)
     return shuffled_indices(key, config.num_epochs, samples).reshape(shape)
@@ -176,7 +188,7 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
     if with_kl:
         batch = with_old_policy(batch, network, params.actor)
     order = minibatch_order(key, config)
-    minibatches = jax.tree.map(lambda x: x[order], batch)
+    minibatches = take(batch, order)
     flat_params, unravel = ravel_pytree(params)
 
     def flat_loss(flat, minibatch):
@@ -223,7 +235,7 @@ def value_update(critic_params, opt_state, batch: Batch, key, *, network, optimi
 
     def loss(flat, idx):
         return losses.value_loss(
-            network.value(unravel(flat), batch.obs[idx]), batch.old_value[idx],
+            network.value(unravel(flat), take(batch.obs, idx)), batch.old_value[idx],
             batch.target[idx], clip_epsilon=value_clip(config))[0]
 
     def step(carry, idx):

@@ -161,7 +161,7 @@ def validate(config) -> None:
 
 def _check_memory(config, spec) -> None:
     """What a recurrent policy needs: minibatches of whole env sequences, flat observations,
-    and an algorithm on the shared first-order update."""
+    and an update that takes env sequences."""
     if config.num_envs % config.num_minibatches:
         raise ValueError(f"num_minibatches: {config.num_minibatches} does not divide num_envs "
                          f"= {config.num_envs} (with memory, a minibatch is whole env "
@@ -169,10 +169,10 @@ def _check_memory(config, spec) -> None:
     if config.torso == "cnn":
         raise ValueError("memory: a recurrent policy takes flat observations (torso 'mlp'); "
                          "image observations are not supported with memory yet")
-    if spec.make_update is not None:
-        raise ValueError(f"memory: {config.algo} has its own update rule, which does not "
-                         "support memory yet; the drift algorithms (ppo, spo, dpo, lpo, "
-                         "talpo, mirror and registered drifts) do")
+    if spec.make_update is not None and not spec.supports_memory:
+        raise ValueError(f"memory: {config.algo}'s own update rule does not declare "
+                         "supports_memory=True (its batch would be env sequences); the drift "
+                         "algorithms, trpo, fixpo and mdpo take memory")
 
 
 def _check_int(name, value, low) -> None:

@@ -4,6 +4,7 @@ equal to a step-by-step loop that zeroes the state exactly at episode starts."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from pgjax.recurrent import gru_init, gru_scan, gru_step
 
@@ -144,10 +145,80 @@ def test_memory_is_refused_where_it_is_not_supported_in_one_line():
 
     import pgjax
 
-    with pytest.raises(ValueError, match="memory: trpo has its own update rule"):
-        pgjax.make_config("trpo", "StatelessCartPole-v1", memory="gru")
+    import dataclasses
+
+    own = pgjax.register(dataclasses.replace(pgjax.ALGORITHMS["trpo"], name="feedforward_trpo",
+                                             supports_memory=False))
+    with pytest.raises(ValueError, match="memory: feedforward_trpo's own update rule does not "
+                                         "declare supports_memory=True"):
+        pgjax.make_config(own.name, "StatelessCartPole-v1", memory="gru")
+    with pytest.raises(ValueError, match="fisher_subsample: 5 exceeds the batch \\(num_envs, "
+                                         "the env sequences = 4\\)"):
+        pgjax.make_config("trpo", "StatelessCartPole-v1", fisher_subsample=5, **TINY_GRU)
     with pytest.raises(ValueError, match="num_minibatches: 3 does not divide num_envs = 4"):
         pgjax.make_config("ppo", "StatelessCartPole-v1", **{**TINY_GRU, "num_minibatches": 3,
                                                              "num_steps": 96})
     with pytest.raises(ValueError, match="memory: 'lstm' is not one of none, gru"):
         pgjax.make_config("ppo", "CartPole-v1", memory="lstm")
+
+
+def test_trust_region_updates_hold_their_bounds_through_the_recurrent_policy():
+    """TRPO's Fisher-vector product and FixPO's fix-up differentiate through the cells re-run
+    over each env sequence: the KL they bound, measured afterwards over every step of every
+    sequence, holds (TRPO: accepted steps of KL between 0.1·δ and 1.5·δ, so the curvature is
+    the policy's; FixPO: max KL ≤ ε_KL after fix-up steps); MDPO's full-batch steps move the
+    policy."""
+    import pgjax
+
+    small = {**TINY_GRU, "total_timesteps": 4 * 256}
+    # FixPO made to step past its bound (a tight ε_KL, a large step), so its fix-up runs.
+    settings = {"trpo": small, "mdpo": small, "fixpo": {
+        **small, "eps_kl": 1e-3, "learning_rate": 1e-2, "fixup_minibatch_size": 128,
+        "fixup_max_passes": 50}}
+    runs = {algo: jax.jit(pgjax.make_train(pgjax.make_config(
+        algo, "StatelessCartPole-v1", **kwargs)))(jax.random.key(1))[1]
+        for algo, kwargs in settings.items()}
+    trpo, fixpo, mdpo = runs["trpo"], runs["fixpo"], runs["mdpo"]
+    max_kl = pgjax.make_config("trpo", "StatelessCartPole-v1", **small).hparams.max_kl
+    assert (np.asarray(trpo["step_accepted"]) == 1).all()
+    assert (np.asarray(trpo["kl"]) > 0.1 * max_kl).all()
+    assert (np.asarray(trpo["kl"]) <= 1.5 * max_kl).all()
+    assert np.asarray(fixpo["fixup_steps"]).sum() > 10
+    assert (np.asarray(fixpo["kl_bound_held"]) == 1).all()
+    assert (np.asarray(mdpo["kl_new_old"]) > 0).all()
+    for metrics in runs.values():
+        assert np.isfinite(np.asarray(metrics["value_loss"])).all()
+        assert (np.asarray(metrics["nonfinite"]) == 0).all()
+
+
+def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(tmp_path,
+                                                                                capsys):
+    """make_policy's act, stepped with the memory it returns, takes the actions of the policy
+    over the whole sequence (so the state is carried, not reset); evaluate plays episodes of
+    it and `pgjax eval` reads a recurrent run's saved policies."""
+    import pgjax
+    from pgjax.cli import main
+    from pgjax.recurrent import Memory, Sequences
+    from pgjax.trainer import make_env, make_network
+
+    config = pgjax.make_config("ppo", "StatelessCartPole-v1", **TINY_GRU)
+    result = pgjax.train(config, seeds=2, out=tmp_path / "run", num_chunks=1, progress=False,
+                         devices=jax.devices()[:1])
+    state = jax.tree.map(lambda x: x[0], result.final_state)
+    act = jax.jit(pgjax.make_policy(config, state), static_argnames="deterministic")
+    obs = jax.random.normal(jax.random.key(2), (12, 2))
+    memory, actions = pgjax.initial_memory(config), []
+    for t in range(12):
+        action, memory = act(jax.random.key(t), obs[t], memory, deterministic=True)
+        actions.append(int(action))
+    network = make_network(config, make_env(config))
+    zeros = network.initial_memory((1,))
+    whole = network.policy(state.params.actor, Sequences(
+        obs[None], jnp.zeros((1, 12), bool), Memory(zeros.actor, zeros.critic))).mode()
+    assert actions == np.asarray(whole[0]).tolist() and len(set(actions)) == 2
+    returns = jax.jit(lambda k: pgjax.evaluate(config, state, k, 3))(jax.random.key(4))
+    assert returns.shape == (3,) and np.isfinite(np.asarray(returns)).all()
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "2"]) == 0
+    assert "eval return" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="initial_memory: this config's policy is feed-forward"):
+        pgjax.initial_memory(pgjax.make_config("ppo", "CartPole-v1"))

@@ -91,6 +91,10 @@ class Algorithm:
     #: update on CPU, measured) and ``kl_new_old`` reported (NaN otherwise)
     uses_kl: bool = False
     make_update: Callable | None = None  #: its own update rule (None: the shared one)
+    #: its own update takes a recurrent policy's batch (``memory="gru"``: ``batch.obs`` a
+    #: :class:`pgjax.recurrent.Sequences`, the other fields ``[num_envs, num_steps]``; gather
+    #: samples with :func:`pgjax.updates.take`); the shared update always does
+    supports_memory: bool = False
     #: ``check(config)`` raises a one-line ValueError on a combination make_config cannot see
     check: Callable | None = None
 

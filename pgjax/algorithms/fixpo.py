@@ -40,6 +40,10 @@ with its own step count, as torch counts steps per parameter). Both phases of up
 the step size ``learning_rate·(1 − k/K)`` when ``anneal_lr`` (the launcher's ``LambdaLR``
 steps once per update, lines 138–146), whatever the number of fix-up steps.
 
+With ``memory="gru"`` a sample is a whole env sequence: the primary minibatches split the envs
+and a fix-up minibatch is :func:`fixup_minibatch_units` sequences; the KL bound is checked on
+every step of every sequence, the cells re-run from the sequences' stored starts.
+
 Value loss: pgjax's :func:`pgjax.losses.value_loss` is ``½·mean(...)``, Tianshou's has no ½
 (line 177), so FixPO's registered ``vf_coef`` is 0.2, twice the authors' 0.1: the same
 gradient.
@@ -59,8 +63,8 @@ from jax.flatten_util import ravel_pytree
 from pgjax import losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
 from pgjax.algorithms.ppo import PENDULUM_TRUST_REGION
-from pgjax.updates import (Batch, UpdateRule, loss_advantage, minibatch_order, shuffled_indices,
-                           value_clip, with_old_policy)
+from pgjax.updates import (Batch, UpdateRule, loss_advantage, minibatch_order, num_samples,
+                           shuffled_indices, take, value_clip, with_old_policy)
 
 #: Metrics FixPO reports on top of :data:`pgjax.trainer.METRICS`.
 METRICS = ("beta", "fixup_steps", "max_kl", "gradient_steps", "kl_bound_held")
@@ -126,11 +130,19 @@ def fixup_chunks(batch_size: int, minibatch_size: int):
     return positions, mask
 
 
+def fixup_minibatch_units(config) -> int:
+    """A fix-up minibatch in the batch's samples (:func:`pgjax.updates.num_samples`):
+    ``fixup_minibatch_size`` transitions, or with memory ``max(1, fixup_minibatch_size //
+    num_steps)`` whole env sequences (as many transitions, rounded down)."""
+    size = config.hparams.fixup_minibatch_size
+    return max(1, size // config.num_steps) if config.recurrent else size
+
+
 def make_rule(config, network) -> UpdateRule:
     """FixPO as an :class:`pgjax.updates.UpdateRule` (the module docstring gives the steps)."""
     adam = optax.scale_by_adam(eps=config.adam_eps)
     beta_optimizer = optax.adam(config.hparams.beta_lr)
-    positions, mask = fixup_chunks(config.batch_size, config.hparams.fixup_minibatch_size)
+    positions, mask = fixup_chunks(num_samples(config), fixup_minibatch_units(config))
 
     def init(params):
         beta = jnp.asarray(config.hparams.beta_init, jnp.float32)
@@ -144,8 +156,8 @@ def make_rule(config, network) -> UpdateRule:
         batch = with_old_policy(batch, network, params.actor)
         learning_rate = config.learning_rate * ((1.0 - progress) if config.anneal_lr else 1.0)
         key_primary, key_fixup = jax.random.split(key)
-        order = minibatch_order(key_primary, config, (
-            config.num_epochs, config.num_minibatches, config.minibatch_size))
+        order = minibatch_order(key_primary, config,
+                                (config.num_epochs, config.num_minibatches, -1))
 
         def kl_of(actor, mb):
             policy = network.policy(unravel_actor(actor), mb.obs)
@@ -188,15 +200,17 @@ def make_rule(config, network) -> UpdateRule:
         def fixup_step(carry, chunk):
             actor, actor_adam, beta, beta_adam, steps, violated = carry
             index, valid = chunk
-            mb = jax.tree.map(lambda x: x[index], batch)
+            mb = take(batch, index)
 
             def mean_kl(actor):
-                kl = kl_of(actor, mb)[0]
-                return jnp.sum(jnp.where(valid, kl, 0.0)) / jnp.sum(valid), kl
+                kl = kl_of(actor, mb)[0]  # [L] per sample, or [L, num_steps] per sequence
+                counted = jnp.broadcast_to(valid.reshape(valid.shape + (1,) * (kl.ndim - 1)),
+                                           kl.shape)
+                return jnp.sum(jnp.where(counted, kl, 0.0)) / jnp.sum(counted), (kl, counted)
 
             # One forward pass: the check, β's pre-step KL, and the residuals of the gradient.
-            _, pullback, kl = jax.vjp(mean_kl, actor, has_aux=True)
-            max_kl = jnp.max(jnp.where(valid, kl, -jnp.inf))
+            _, pullback, (kl, counted) = jax.vjp(mean_kl, actor, has_aux=True)
+            max_kl = jnp.max(jnp.where(counted, kl, -jnp.inf))
             violates = max_kl > config.hparams.eps_kl
 
             def step(args):
@@ -217,7 +231,7 @@ def make_rule(config, network) -> UpdateRule:
             def fixup_pass(carry):
                 *state, steps, _, passes, key = carry
                 key, key_pass = jax.random.split(key)
-                permutation = shuffled_indices(key_pass, 1, config.batch_size)[0]
+                permutation = shuffled_indices(key_pass, 1, num_samples(config))[0]
                 (*state, steps, violated), _ = jax.lax.scan(
                     fixup_step, (*state, steps, jnp.zeros((), bool)),
                     (permutation[positions], jnp.asarray(mask)))
@@ -232,7 +246,7 @@ def make_rule(config, network) -> UpdateRule:
         def epoch(carry, inputs):
             actor, critic, actor_adam, critic_adam, beta, beta_adam, steps = carry
             idx, key = inputs
-            minibatches = jax.tree.map(lambda x: x[idx], batch)
+            minibatches = take(batch, idx)
             (actor, critic, actor_adam, critic_adam, beta, beta_adam), metrics = jax.lax.scan(
                 primary_step, (actor, critic, actor_adam, critic_adam, beta, beta_adam),
                 minibatches)
@@ -274,6 +288,7 @@ FIXPO = Algorithm(
     name="fixpo",
     hyperparameters=FixPOHyperparameters,
     make_update=make_rule,
+    supports_memory=True,
     metrics=METRICS,
     # The paper's MuJoCo settings: ε_KL 0.5, C_β 3, β lr 0.01, β₀ 1, lr 3e-4 annealed, 10
     # epochs, value coefficient 0.1 on Tianshou's unhalved loss (= vf_coef 0.2 on pgjax's

@@ -147,6 +147,7 @@ MDPO = Algorithm(
     name="mdpo",
     hyperparameters=MDPOHyperparameters,
     make_update=make_update,
+    supports_memory=True,
     drift=drift,
     uses_kl=True,
     # The authors' run_mujoco.py: 10 full-batch policy steps of Adam at a constant 3e-4, no

@@ -6,7 +6,9 @@ arXiv 1502.05477), as in the OpenAI baselines reference (``trpo_mpi.py``)::
     max_θ  g(θ) = E[r·Â] (+ c_H·E[H])    s.t.   KL̄(θ) = E_s KL(π_old(·|s) ‖ π_θ(·|s)) ≤ δ
 
 1. ``g = ∇_θ g(θ_old)`` on the whole batch (Â standardised over the batch);
-2. ``x = CG(F, g)`` with ``F v = ∇_θ(∇_θ KL̄ · v) + damping·v`` (optionally every k-th sample);
+2. ``x = CG(F, g)`` with ``F v = ∇_θ(∇_θ KL̄ · v) + damping·v`` (optionally every k-th sample;
+   with ``memory="gru"`` the samples are env sequences and ``F v`` differentiates through the
+   recurrent cells re-run from each sequence's stored start);
 3. full step ``Δ = sqrt(2δ / xᵀF x)·x``;
 4. backtracking: ``θ_old + c^j·Δ`` for ``j = 0 … max_backtracks − 1``, accepting the first
    step whose losses are finite, whose mean KL ≤ ``accept_kl_ratio·δ`` and whose surrogate
@@ -30,9 +32,9 @@ from jax.flatten_util import ravel_pytree
 
 from pgjax import losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
-from pgjax.algorithms.ppo import PENDULUM_TRUST_REGION
+from pgjax.algorithms.ppo import PENDULUM_TRUST_REGION, STATELESS_CARTPOLE
 from pgjax.updates import (Batch, UpdateRule, frozen_policy, loss_advantage, make_optimizer,
-                           value_update)
+                           num_samples, take, value_update)
 
 #: Metrics TRPO's update reports on top of :data:`pgjax.trainer.METRICS`.
 METRICS = ("kl", "line_search_steps", "step_accepted", "surrogate_improvement", "cg_residual",
@@ -178,8 +180,9 @@ def policy_step(actor_params, batch: Batch, *, network, config, max_kl=None):
         kl = old_policy.kl(policy).mean()
         return -pg_loss + config.ent_coef * entropy, (kl, entropy, metrics)
 
+    # Every k-th sample (with memory, every k-th env sequence, re-run from its stored start).
     stride = config.hparams.fisher_subsample
-    fisher_obs = batch.obs[::stride]
+    fisher_obs = take(batch.obs, slice(None, None, stride))
     fisher_old = jax.tree.map(lambda x: x[::stride] if x.ndim > 1 else x, old_policy)
 
     (old_objective, _), g = jax.value_and_grad(surrogate, has_aux=True)(flat_old)
@@ -241,19 +244,22 @@ class TRPOHyperparameters:
     cg_iters: int = hyperparameter(10, low=1, doc="conjugate-gradient iterations")
     max_backtracks: int = hyperparameter(10, low=1, doc="line-search candidates")
     fisher_subsample: int = hyperparameter(
-        1, low=1, doc="Fisher-vector products on every k-th sample of the batch")
+        1, low=1, doc="Fisher-vector products on every k-th sample of the batch (with memory, "
+            "every k-th env sequence)")
 
 
 def check(config) -> None:
-    if config.hparams.fisher_subsample > config.batch_size:
+    if config.hparams.fisher_subsample > num_samples(config):
+        unit = "num_envs, the env sequences" if config.recurrent else "num_envs*num_steps"
         raise ValueError(f"fisher_subsample: {config.hparams.fisher_subsample} exceeds the "
-                         f"batch (num_envs*num_steps = {config.batch_size})")
+                         f"batch ({unit} = {num_samples(config)})")
 
 
 TRPO = Algorithm(
     name="trpo",
     hyperparameters=TRPOHyperparameters,
     make_update=make_rule,
+    supports_memory=True,
     metrics=METRICS,
     check=check,
     # Baselines/Tianshou TRPO: δ 0.01, damping 0.1, 10 CG iterations (Fisher-vector products
@@ -267,6 +273,7 @@ TRPO = Algorithm(
         # The value function at 3e-3 (unnormalised returns up to ~100): at 1e-3 it explained
         # ~0 of the return variance and one of 4 seeds lost 500 late (measured).
         "CartPole-v1": dict(learning_rate=3e-3),
+        "pomdp/StatelessCartPole-v1": {**STATELESS_CARTPOLE, "learning_rate": 3e-3},
         "Pendulum-v1": PENDULUM_TRUST_REGION,
         # At δ 0.01 and a constant δ one of 2 seeds kept falling once balanced (799 at 1M);
         # δ 0.005 decaying to 0 held 1000 on both (measured, benchmarks/README.md).
