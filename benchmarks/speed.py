@@ -15,9 +15,10 @@ updates; rejax — mean return of its own 128-episode stochastic evaluation at t
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
                                [--only-algorithms] [--only-families] [--family-steps N]
-                               [--checkpoints]
+                               [--checkpoints] [--memory]
 
-``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
+``--memory`` measures only a recurrent (GRU) PPO update's cost per env step against the
+feed-forward one (:func:`memory_cost`). ``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
 settings with no checkpoints, with a checkpoint every 10 s (async, the default) and every 10 s
 written synchronously, interleaved, medians over the repeats (the final checkpoint at the end of
 a run counts in its time).
@@ -128,11 +129,11 @@ def env_families(steps: int) -> None:
               f"{rate / ceiling:>15.2f}")
 
 
-def compiled_update(algo: str, overrides: dict):
+def compiled_update(algo: str, overrides: dict, env: str = "CartPole-v1"):
     """A jitted ``update`` (rollout + GAE + the algorithm's update) and a warmed-up state."""
     from pgjax.trainer import make_trainer
 
-    trainer = make_trainer(pgjax.make_config(algo, "CartPole-v1", **overrides))
+    trainer = make_trainer(pgjax.make_config(algo, env, **overrides))
     update = jax.jit(trainer.update)
     state = update(trainer.init(jax.random.key(0)))[0]
     return update, jax.block_until_ready(state)
@@ -154,20 +155,44 @@ def algorithms_per_update(repeats: int = 30) -> None:
     cases += [(a, own) for a in ("mdpo", "trpo", "fixpo")]
     cases.append(("trpo", full_fisher))
     compiled = [compiled_update(algo, kw) for algo, kw in cases]
-    states = [state for _, state in compiled]
-    times = [[] for _ in cases]
-    for _ in range(repeats):
-        for i, (update, _) in enumerate(compiled):
-            start = time.perf_counter()
-            states[i] = jax.block_until_ready(update(states[i])[0])
-            times[i].append(time.perf_counter() - start)
-    seconds = [statistics.median(t) for t in times]
+    seconds = interleaved_seconds(compiled, repeats)
     print(f"\ntime per update on CartPole (median of {repeats} interleaved rounds), against PPO "
           "on the same batch")
     for (algo, kw), sec in zip(cases, seconds):
         shape = ("8 epochs × 8 minibatches" if kw is same else "its default steps" if kw is own
                  else "Fisher on the full batch")
         print(f"{algo:6} {shape:26} {sec * 1e3:7.2f} ms  ×{sec / seconds[0]:.2f}")
+
+
+def interleaved_seconds(compiled: list, repeats: int) -> list[float]:
+    """Median seconds per update of each ``(update, state)``, timed in interleaved rounds."""
+    states = [state for _, state in compiled]
+    times = [[] for _ in compiled]
+    for _ in range(repeats):
+        for i, (update, _) in enumerate(compiled):
+            start = time.perf_counter()
+            states[i] = jax.block_until_ready(update(states[i])[0])
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def memory_cost(repeats: int = 20) -> None:
+    """A recurrent (GRU) PPO update's cost per env step against the feed-forward one, on
+    StatelessCartPole-v1 (16 envs × 128 steps, one seed): rollout, GAE and update. At the env's
+    preset (GRU 64, 4 epochs × 4 minibatches of 4 env sequences), and at pgjax's defaults
+    (GRU 128, 8 × 8, minibatches of 2 sequences); the feed-forward 64×64 policy on the same
+    epochs and minibatches each time. Interleaved rounds, medians."""
+    env = "StatelessCartPole-v1"
+    default = dict(num_epochs=8, num_minibatches=8, memory_size=128)
+    cases = [("feed-forward, preset 4×4", {}), ("GRU 64, preset 4×4", {"memory": "gru"}),
+             ("feed-forward, 8×8", default), ("GRU 128, 8×8", {**default, "memory": "gru"})]
+    compiled = [compiled_update("ppo", kw, env) for _, kw in cases]
+    seconds = interleaved_seconds(compiled, repeats)
+    steps = 16 * 128
+    print(f"\nPPO update on {env} per env step (median of {repeats} interleaved rounds)")
+    for i, ((label, _), sec) in enumerate(zip(cases, seconds)):
+        ff = seconds[i - i % 2]
+        print(f"{label:26} {sec * 1e6 / steps:8.2f} µs/step  ×{sec / ff:.1f} feed-forward")
 
 
 def checkpoint_cost(seeds: int, repeats: int) -> None:
@@ -233,12 +258,18 @@ def main() -> None:
                         help="measure only the env families (--families without the rest)")
     parser.add_argument("--family-steps", type=int, default=262_144,
                         help="training steps per env-family case (default 262,144)")
+    parser.add_argument("--memory", action="store_true",
+                        help="only measure a recurrent update's cost per env step against "
+                             "the feed-forward one")
     parser.add_argument("--checkpoints", action="store_true",
                         help="only measure the cost of checkpointing every 10 s")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
     if args.checkpoints:
         checkpoint_cost(args.seeds, args.repeats)
+        return
+    if args.memory:
+        memory_cost()
         return
     if args.only_families:
         env_families(args.family_steps)

@@ -17,9 +17,10 @@ Example:
 from pgjax import drifts
 from pgjax.algorithms.base import Algorithm
 
-#: The recurrent settings of the stateless CartPole (memory_size applies with memory="gru").
-STATELESS_CARTPOLE = dict(memory_size=64, num_epochs=4, num_minibatches=4,
-                          total_timesteps=2_000_000)
+#: Small recurrent settings (memory_size applies with memory="gru"): a 64-wide GRU, 4 epochs
+#: of 4 minibatches.
+SMALL_MEMORY = dict(memory_size=64, num_epochs=4, num_minibatches=4)
+STATELESS_CARTPOLE = {**SMALL_MEMORY, "total_timesteps": 2_000_000}
 
 #: Settings the PPO-family drifts share per env (PPO's tuned presets).
 PRESETS = {
@@ -28,6 +29,9 @@ PRESETS = {
     # (a third of the 128-wide one's update time, and enough) and 4 epochs × 4 minibatches of
     # 4 env sequences (PureJaxRL ppo_rnn's 4 × 4; 8 × 8 cost 9× as much per update), 2M steps.
     "pomdp/StatelessCartPole-v1": STATELESS_CARTPOLE,
+    # bsuite's memory test (the context bit seen at the first step, asked for at the last):
+    # the same small GRU, 500k steps.
+    "MemoryChain-bsuite": {**SMALL_MEMORY, "total_timesteps": 500_000},
     "Pendulum-v1": dict(
         num_envs=16, num_steps=256, num_epochs=10, num_minibatches=8,
         learning_rate=1e-3, gamma=0.95, ent_coef=0.0,
