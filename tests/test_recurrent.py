@@ -91,7 +91,8 @@ def test_the_stored_start_state_reproduces_the_rollout():
     start gives the rollout's log-probabilities (ratio 1 before the first step), across the
     episode starts inside the sequences."""
     import pgjax
-    from pgjax.trainer import collect_sequences, make_env, make_network
+    from pgjax.trainer import (advantages_and_targets, collect_sequences, make_env,
+                               make_network)
 
     config = pgjax.make_config("ppo", "StatelessCartPole-v1", **TINY_GRU)
     env = make_env(config)
@@ -106,9 +107,29 @@ def test_the_stored_start_state_reproduces_the_rollout():
     np.testing.assert_allclose(network.value(state.params.critic, batch.obs), batch.old_value,
                                atol=2e-5)
     assert batch.action.shape == (4, 64) and batch.obs.obs.shape == (4, 64, 2)
-    # The next rollout starts from zeros where the last step ended an episode.
-    ended = np.asarray(traj.done[-1])
-    assert (np.asarray(memory.actor)[ended] == 0).all()
+
+    # Step by step: V(s'_t) is read by the critic's cell from its state after step t (so an
+    # episode's final observation is valued with that episode's memory), and the next rollout
+    # starts from both cells' states after the last step, zeroed where it ended an episode.
+    params, resets = state.params, jnp.swapaxes(batch.obs.resets, 0, 1)
+
+    def step(carry, x):
+        h_actor, h_critic = carry
+        obs, next_obs, reset = x
+        _, h_actor = network.policy_step(params.actor, h_actor, obs, reset)
+        value, h_critic = network.value_step(params.critic, h_critic, obs, reset)
+        next_value, _ = network.value_step(params.critic, h_critic, next_obs,
+                                           jnp.zeros_like(reset))
+        return (h_actor, h_critic), (value, next_value)
+
+    (h_actor, h_critic), (values, next_values) = jax.jit(lambda: jax.lax.scan(
+        step, (state.memory.actor, state.memory.critic), (traj.obs, traj.next_obs, resets)))()
+    advantages, _ = advantages_and_targets(config, traj, values, next_values)
+    np.testing.assert_allclose(batch.advantage, advantages.T, atol=1e-4)
+    ended = np.asarray(traj.done[-1])[:, None]
+    assert not ended.all()  # (reset_state, which zeroes the rest, is gru_scan's own reset)
+    np.testing.assert_allclose(memory.actor, np.where(ended, 0, h_actor), atol=1e-5)
+    np.testing.assert_allclose(memory.critic, np.where(ended, 0, h_critic), atol=1e-5)
 
 
 def test_recurrent_runs_vmap_over_seeds_and_resume_bit_identically(tmp_path):
@@ -191,6 +212,24 @@ def test_trust_region_updates_hold_their_bounds_through_the_recurrent_policy():
         assert (np.asarray(metrics["nonfinite"]) == 0).all()
 
 
+def test_fixpo_fixup_minibatches_are_whole_sequences_of_as_many_transitions():
+    """With memory a fix-up minibatch is ``fixup_minibatch_size // num_steps`` env sequences
+    (at least one), split by the same chunking as the transitions of a feed-forward run."""
+    import pgjax
+    from pgjax.algorithms.fixpo import fixup_chunks, fixup_minibatch_units
+    from pgjax.updates import num_samples
+
+    for size, units, chunks in ((128, 2, 2), (200, 3, 1), (16, 1, 4)):
+        config = pgjax.make_config("fixpo", "StatelessCartPole-v1", **TINY_GRU,
+                                   fixup_minibatch_size=size)  # 4 envs × 64 steps
+        assert (num_samples(config), fixup_minibatch_units(config)) == (4, units)
+        positions, mask = fixup_chunks(num_samples(config), units)
+        assert positions.shape[0] == chunks and sorted(positions[mask].tolist()) == [0, 1, 2, 3]
+    feed_forward = pgjax.make_config("fixpo", "CartPole-v1", num_envs=4, num_steps=64,
+                                     fixup_minibatch_size=128)
+    assert (num_samples(feed_forward), fixup_minibatch_units(feed_forward)) == (256, 128)
+
+
 def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(tmp_path,
                                                                                 capsys):
     """make_policy's act, stepped with the memory it returns, takes the actions of the policy
@@ -216,6 +255,10 @@ def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(
     whole = network.policy(state.params.actor, Sequences(
         obs[None], jnp.zeros((1, 12), bool), Memory(zeros.actor, zeros.critic))).mode()
     assert actions == np.asarray(whole[0]).tolist() and len(set(actions)) == 2
+    h = zeros.actor[0]
+    for t in range(12):
+        _, h = network.policy_step(state.params.actor, h, obs[t], jnp.zeros((), bool))
+    np.testing.assert_allclose(memory, h, atol=1e-5)  # the cell state after the 12 steps
     returns = jax.jit(lambda k: pgjax.evaluate(config, state, k, 3))(jax.random.key(4))
     assert returns.shape == (3,) and np.isfinite(np.asarray(returns)).all()
     assert main(["eval", str(tmp_path / "run"), "--episodes", "2"]) == 0
