@@ -265,3 +265,22 @@ def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(
     assert "eval return" in capsys.readouterr().out
     with pytest.raises(ValueError, match="initial_memory: this config's policy is feed-forward"):
         pgjax.initial_memory(pgjax.make_config("ppo", "CartPole-v1"))
+
+
+def test_a_recurrent_sweep_compiles_once_per_group(tmp_path, monkeypatch):
+    """memory is static (it splits groups); a float grid over recurrent runs stays one group
+    and one compile of each program (init, chunk) for all its runs."""
+    import pgjax
+    from pgjax import engine
+
+    traced, make_trainer = [], engine.make_trainer
+    monkeypatch.setattr(engine, "make_trainer",
+                        lambda config: traced.append(config.memory) or make_trainer(config))
+    settings = {k: v for k, v in TINY_GRU.items() if k != "memory"}
+    result = pgjax.sweep(dict(algos=["ppo"], envs=["StatelessCartPole-v1"], seeds=2,
+                              set={**settings, "total_timesteps": 4 * 64 * 2},
+                              grid={"learning_rate": [1e-3, 3e-3], "memory": ["none", "gru"]}),
+                         out=tmp_path, progress=False)
+    assert sorted(traced) == ["gru", "gru", "none", "none"]
+    assert [g.group.configs[0].memory for g in result.groups] == ["none", "gru"]
+    assert all(len(g.group.configs) == 2 and g.record["runs"] == 4 for g in result.groups)
