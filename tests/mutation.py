@@ -190,6 +190,14 @@ MUTATIONS = [
              "return size", ("tests/test_recurrent.py",)),
     Mutation("DPO rebuilds log r from r", "pgjax/algorithms/dpo.py",
              "hp.dpo_beta, log_ratio=x.log_ratio)", "hp.dpo_beta)", ("tests/test_log_ratio.py",)),
+    # --- env families ---
+    Mutation("Playground time limit one step late", "pgjax/envs/playground_adapter.py",
+             "truncated = steps >= self.episode_length", "truncated = steps > self.episode_length",
+             ("tests/test_playground.py",)),
+    Mutation("Playground action repeat keeps the last reward only",
+             "pgjax/envs/playground_adapter.py",
+             "reward = reward + playground_state.reward", "reward = playground_state.reward",
+             ("tests/test_playground.py",)),
 ]
 
 

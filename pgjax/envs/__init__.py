@@ -1,5 +1,6 @@
 """Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax), ``make("brax/hopper")``
-(the ``brax`` extra), the partially observable ``make("StatelessCartPole-v1")`` (``pomdp/``,
+(the ``brax`` extra), ``make("playground/CartpoleBalance")`` (the ``playground`` extra,
+:mod:`pgjax.envs.playground_adapter`), the partially observable ``make("StatelessCartPole-v1")`` (``pomdp/``,
 :mod:`pgjax.envs.pomdp`), or a user's own env.
 
 See :mod:`pgjax.envs.core` for the protocol every environment follows.
@@ -58,19 +59,24 @@ def register(env_id: str, factory: Callable) -> None:
 
 def list_envs() -> list[str]:
     """Every id :func:`make` accepts: the gymnax ids, their stateless (partially observable)
-    variants, the Brax ids (when the ``brax`` extra is installed) and the registered ones."""
+    variants, the Brax and Playground ids (when their extras are installed) and the registered
+    ones."""
     from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
+    from pgjax.envs.playground_adapter import playground_ids
 
     return ([f"gymnax/{i}" for i in gymnax_ids()] + [f"pomdp/{i}" for i in POMDP_IDS]
-            + [f"brax/{i}" for i in brax_ids()] + sorted(_registry))
+            + [f"brax/{i}" for i in brax_ids()]
+            + [f"playground/{i}" for i in playground_ids()] + sorted(_registry))
 
 
 def canonical_id(env_id: str) -> str:
     """``"CartPole-v1"`` → ``"gymnax/CartPole-v1"``; raises a ``ValueError`` naming close
-    matches for an unknown id. Only ``brax/`` ids (or an unknown id) import Brax."""
+    matches for an unknown id. Only ``brax/`` and ``playground/`` ids (or an unknown id)
+    import Brax or Playground."""
     from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
+    from pgjax.envs.playground_adapter import INSTALL_HINT, playground_ids
 
     if env_id in _registry:
         return env_id
@@ -79,6 +85,11 @@ def canonical_id(env_id: str) -> str:
         if not brax_ids():
             raise ValueError(f"env: {env_id} needs the brax extra: pip install 'pgjax[brax]'")
         if name in brax_ids():
+            return env_id
+    elif family == "playground":
+        if not playground_ids():
+            raise ValueError(f"env: {env_id}: {INSTALL_HINT}")
+        if name in playground_ids():
             return env_id
     elif family in ("", "gymnax") and name in gymnax_ids():
         return f"gymnax/{name}"
@@ -98,7 +109,9 @@ def make(env, **kwargs):
         environment object that already follows the protocol (returned as it is).
       **kwargs: for gymnax ids, fields of the env params to override (e.g.
         ``max_steps_in_episode=200``); for Brax ids, ``backend`` (default ``"generalized"``),
-        ``episode_length`` (default 1000) and Brax constructor arguments; for registered ids,
+        ``episode_length`` (default 1000) and Brax constructor arguments; for Playground ids,
+        ``impl`` (default ``"jax"``), ``episode_length``, ``action_repeat``,
+        ``observation_key`` and fields of the task's config; for registered ids,
         passed to the factory.
     """
     if not isinstance(env, str):
@@ -116,6 +129,10 @@ def make(env, **kwargs):
         from pgjax.envs.brax_adapter import make_brax
 
         return make_brax(name, **kwargs)
+    if family == "playground":
+        from pgjax.envs.playground_adapter import make_playground
+
+        return make_playground(name, **kwargs)
     if family == "pomdp":
         from pgjax.envs.pomdp import make_pomdp
 

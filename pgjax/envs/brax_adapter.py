@@ -50,7 +50,8 @@ class BraxState:
 
 class BraxEnv:
     """A Brax environment without auto-reset; ``truncated`` once ``episode_length`` steps have
-    been taken. Actions are continuous in [-1, 1]."""
+    been taken. Actions are continuous in [-1, 1]. (Also the base of Playground's adapter,
+    whose ``State`` has Brax's fields.)"""
 
     def __init__(self, env, name: str, episode_length: int):
         self.brax_env = env
@@ -58,13 +59,17 @@ class BraxEnv:
         self.episode_length = int(episode_length)
         # Brax's ``env.observation_size`` runs a reset op by op (15 s for hopper on a CPU);
         # tracing it gives the same shape in half a second.
-        observation = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs
+        observation = self.observation(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs)
         self.observation_space = Box.make(-jnp.inf, jnp.inf, observation.shape)
         self.action_space = Box.make(-1.0, 1.0, (env.action_size,))
 
+    def observation(self, raw_obs):
+        """The policy's observation of the wrapped env's ``State.obs``."""
+        return raw_obs
+
     def reset(self, key):
         state = self.brax_env.reset(key)
-        return BraxState(state, jnp.zeros((), jnp.int32)), state.obs
+        return BraxState(state, jnp.zeros((), jnp.int32)), self.observation(state.obs)
 
     def step(self, key, state, action):
         del key  # Brax dynamics are deterministic
