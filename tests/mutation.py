@@ -198,6 +198,15 @@ MUTATIONS = [
              "pgjax/envs/playground_adapter.py",
              "reward = reward + playground_state.reward", "reward = playground_state.reward",
              ("tests/test_playground.py",)),
+    Mutation("pooled reset hands every finished env the first pool state", "pgjax/envs/core.py",
+             "entry = (jnp.cumsum(done.astype(jnp.int32)) - 1) % size",
+             "entry = jnp.zeros(done.shape, jnp.int32)", ("tests/test_pooled_reset.py",)),
+    Mutation("pooled reset computes a reset for every env", "pgjax/envs/core.py",
+             "pool = jax.vmap(reset)(key[:size])", "pool = jax.vmap(reset)(key)",
+             ("tests/test_pooled_reset.py",)),
+    Mutation("Craftax time limit treated as a death", "pgjax/envs/craftax_adapter.py",
+             "is_terminal(state, self.untimed_params)", "is_terminal(state, self.params)",
+             ("tests/test_craftax.py",)),
 ]
 
 

@@ -1,7 +1,8 @@
 """Environments: ``make("gymnax/CartPole-v1")`` (a bare id means gymnax), ``make("brax/hopper")``
 (the ``brax`` extra), ``make("playground/CartpoleBalance")`` (the ``playground`` extra,
-:mod:`pgjax.envs.playground_adapter`), the partially observable ``make("StatelessCartPole-v1")`` (``pomdp/``,
-:mod:`pgjax.envs.pomdp`), or a user's own env.
+:mod:`pgjax.envs.playground_adapter`), ``make("craftax/Craftax-Classic-Symbolic-v1")`` (the
+``craftax`` extra, :mod:`pgjax.envs.craftax_adapter`), the partially observable
+``make("StatelessCartPole-v1")`` (``pomdp/``, :mod:`pgjax.envs.pomdp`), or a user's own env.
 
 See :mod:`pgjax.envs.core` for the protocol every environment follows.
 """
@@ -59,21 +60,24 @@ def register(env_id: str, factory: Callable) -> None:
 
 def list_envs() -> list[str]:
     """Every id :func:`make` accepts: the gymnax ids, their stateless (partially observable)
-    variants, the Brax and Playground ids (when their extras are installed) and the registered
-    ones."""
+    variants, the Brax, Playground and Craftax ids (when their extras are installed) and the
+    registered ones."""
     from pgjax.envs.brax_adapter import brax_ids
+    from pgjax.envs.craftax_adapter import craftax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
     from pgjax.envs.playground_adapter import playground_ids
 
     return ([f"gymnax/{i}" for i in gymnax_ids()] + [f"pomdp/{i}" for i in POMDP_IDS]
             + [f"brax/{i}" for i in brax_ids()]
-            + [f"playground/{i}" for i in playground_ids()] + sorted(_registry))
+            + [f"playground/{i}" for i in playground_ids()]
+            + [f"craftax/{i}" for i in craftax_ids()] + sorted(_registry))
 
 
 def canonical_id(env_id: str) -> str:
     """``"CartPole-v1"`` → ``"gymnax/CartPole-v1"``; raises a ``ValueError`` naming close
     matches for an unknown id. Only ``brax/`` and ``playground/`` ids (or an unknown id)
-    import Brax or Playground."""
+    import Brax or Playground; nothing here imports Craftax."""
+    from pgjax.envs import craftax_adapter
     from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
     from pgjax.envs.playground_adapter import INSTALL_HINT, playground_ids
@@ -90,6 +94,11 @@ def canonical_id(env_id: str) -> str:
         if not playground_ids():
             raise ValueError(f"env: {env_id}: {INSTALL_HINT}")
         if name in playground_ids():
+            return env_id
+    elif family == "craftax":
+        if not craftax_adapter.craftax_ids():
+            raise ValueError(f"env: {env_id}: {craftax_adapter.INSTALL_HINT}")
+        if name in craftax_adapter.NAMES:
             return env_id
     elif family in ("", "gymnax") and name in gymnax_ids():
         return f"gymnax/{name}"
@@ -111,7 +120,9 @@ def make(env, **kwargs):
         ``max_steps_in_episode=200``); for Brax ids, ``backend`` (default ``"generalized"``),
         ``episode_length`` (default 1000) and Brax constructor arguments; for Playground ids,
         ``impl`` (default ``"jax"``), ``episode_length``, ``action_repeat``,
-        ``observation_key`` and fields of the task's config; for registered ids,
+        ``observation_key`` and fields of the task's config; for Craftax ids, ``reset_ratio``
+        (envs per fresh world per step, default 64; None: a reset per env) and ``EnvParams``
+        fields; for registered ids,
         passed to the factory.
     """
     if not isinstance(env, str):
@@ -133,6 +144,10 @@ def make(env, **kwargs):
         from pgjax.envs.playground_adapter import make_playground
 
         return make_playground(name, **kwargs)
+    if family == "craftax":
+        from pgjax.envs.craftax_adapter import make_craftax
+
+        return make_craftax(name, **kwargs)
     if family == "pomdp":
         from pgjax.envs.pomdp import make_pomdp
 

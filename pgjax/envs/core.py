@@ -18,6 +18,7 @@ unbatched: the trainer vmaps over environments.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -85,8 +86,24 @@ class Wrapper:
 class AutoReset(Wrapper):
     """Resets an environment whose ``step`` does not, recording ``info["final_observation"]``.
 
-    The reset draws a fresh initial state from its own key on every episode end.
+    By default (``reset_ratio=None``) every env draws a fresh initial state from its own key at
+    every episode end — which, vmapped, means a reset computed for every env at every step.
+    Where a reset is expensive (a Craftax reset generates a world: 64 resets cost as much as
+    ~35 steps of 64 envs), ``reset_ratio=R`` computes only ``K = ⌈num_envs / R⌉`` fresh initial
+    states per step for the whole batch of envs (:func:`pooled_reset`; Craftax's
+    ``OptimisticResetVecEnvWrapper`` and its ``reset_ratio``): the ``j``-th env to finish at
+    that step (in env order) starts from pool state ``j mod K``. Each start is still a fresh
+    draw from the initial-state distribution, independent of every earlier step's; only when
+    more than ``K`` envs finish at the same step do some of them share a start.
+    ``reset_ratio=1`` is exactly the default.
     """
+
+    def __init__(self, env, reset_ratio: int | None = None):
+        super().__init__(env)
+        if reset_ratio is not None and (int(reset_ratio) != reset_ratio or reset_ratio < 1):
+            raise ValueError(f"reset_ratio: {reset_ratio} must be a positive integer or None")
+        self.reset_ratio = None if reset_ratio is None else int(reset_ratio)
+        self._fresh = None if reset_ratio is None else pooled_reset(env.reset, self.reset_ratio)
 
     def reset(self, key):
         return self.env.reset(key)
@@ -94,11 +111,46 @@ class AutoReset(Wrapper):
     def step(self, key, state, action):
         key_step, key_reset = jax.random.split(key)
         state, obs, reward, terminated, truncated, info = self.env.step(key_step, state, action)
-        reset_state, reset_obs = self.env.reset(key_reset)
         done = jnp.logical_or(terminated, truncated)
+        if self._fresh is None:
+            reset_state, reset_obs = self.env.reset(key_reset)
+        else:
+            reset_state, reset_obs = self._fresh(key_reset, done)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, state)
         next_obs = jnp.where(done, reset_obs, obs)
         return state, next_obs, reward, terminated, truncated, {**info, "final_observation": obs}
+
+
+def pooled_reset(reset: Callable, reset_ratio: int) -> Callable:
+    """``fresh(key, done) -> (state, obs)``: ``reset(key)`` for one env; vmapped over a batch
+    of ``N`` envs (keys and ``done`` flags), only ``K = ⌈N / reset_ratio⌉`` resets are computed
+    — from the first ``K`` envs' keys — and the ``j``-th env with ``done`` (in env order) gets
+    pool entry ``j mod K`` (a ``jax.custom_batching.custom_vmap`` rule). With ``K = N`` each env
+    gets its own key's reset, as unpooled. The rule applies to the innermost ``vmap``, which in
+    pgjax's rollout is the one over envs (seeds and grids are outer ``vmap``s)."""
+
+    @jax.custom_batching.custom_vmap
+    def fresh(key, done):
+        del done
+        return reset(key)
+
+    @fresh.def_vmap
+    def fresh_batched(axis_size, in_batched, key, done):
+        key_batched, done_batched = in_batched
+        if not key_batched:
+            key = jnp.broadcast_to(key, (axis_size, *key.shape))
+        if not done_batched:
+            done = jnp.broadcast_to(done, (axis_size,))
+        size = -(-axis_size // reset_ratio)
+        if size == axis_size:
+            out = jax.vmap(reset)(key)
+        else:
+            pool = jax.vmap(reset)(key[:size])
+            entry = (jnp.cumsum(done.astype(jnp.int32)) - 1) % size
+            out = jax.tree.map(lambda x: x[entry], pool)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return fresh
 
 
 @struct.dataclass

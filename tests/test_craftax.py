@@ -1,0 +1,70 @@
+"""The Craftax adapter: a time limit is a truncation with the true final observation and a
+fresh world after it; a death is a termination; achievements are reported."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pgjax
+
+pytest.importorskip("craftax")
+
+NAME = "craftax/Craftax-Classic-Symbolic-v1"
+NOOP = 0
+
+
+@pytest.fixture(scope="module")
+def short():
+    env = pgjax.envs.make(NAME, max_timesteps=5, reset_ratio=None)
+    return env, jax.jit(env.step)
+
+
+def test_time_limit_truncates_and_keeps_the_final_observation(short):
+    env, step = short
+    inner = env.env  # CraftaxEnv, no auto-reset
+    state, obs = env.reset(jax.random.key(0))
+    starts, flags = [np.asarray(obs)], []
+    for t in range(10):
+        previous, key = state, jax.random.key(t + 1)
+        state, obs, reward, terminated, truncated, info = step(key, state, NOOP)
+        flags.append((bool(terminated), bool(truncated)))
+        expected = inner.step(jax.random.split(key)[0], previous, NOOP)[1]
+        np.testing.assert_array_equal(info["final_observation"], expected)
+        if truncated:
+            assert not np.array_equal(info["final_observation"], obs)
+            starts.append(np.asarray(obs))
+        else:
+            np.testing.assert_array_equal(info["final_observation"], obs)
+    assert flags == ([(False, False)] * 4 + [(False, True)]) * 2
+    # Each episode starts in a fresh world.
+    assert not np.array_equal(starts[0], starts[1]) and not np.array_equal(starts[1], starts[2])
+
+
+def test_death_terminates_and_achievements_are_counted(short):
+    env, step = short
+    state, _ = env.reset(jax.random.key(5))
+    dying = state.replace(player_health=jnp.zeros_like(state.player_health))
+    _, _, _, terminated, truncated, info = step(jax.random.key(6), dying, NOOP)
+    assert bool(terminated) and not bool(truncated)
+    unlocked = state.replace(achievements=state.achievements.at[:3].set(True))
+    _, _, _, _, _, info = step(jax.random.key(7), unlocked, NOOP)
+    assert float(info["achievements"]) == 3.0
+
+
+def test_unknown_name_and_parameter():
+    with pytest.raises(ValueError, match="Craftax-Classic-Symbolic-v1"):
+        pgjax.make_config("ppo", "craftax/Craftax-Clasic-Symbolic-v1")
+    with pytest.raises(ValueError, match="max_timesteps"):
+        pgjax.envs.make(NAME, max_timestep=5)
+
+
+def test_importing_pgjax_does_not_import_craftax():
+    code = ("import sys, pgjax; pgjax.envs.make('CartPole-v1'); "
+            "pgjax.make_config('ppo', 'Pendulum-v1'); print('craftax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
