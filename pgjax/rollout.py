@@ -24,6 +24,9 @@ class Transition:
     next_obs: jax.Array  #: the true next observation (pre-reset when the episode ended)
     episode_return: jax.Array  #: undiscounted return of the episode ending here (if done)
     episode_length: jax.Array
+    #: what the env reports of the episode ending here (its ``episode_info`` keys of ``info``,
+    #: read where ``done``; Craftax: ``achievements``); empty for most envs
+    episode_info: dict = struct.field(default_factory=dict)
 
 
 def env_action(action_space, action, squash: bool = False):
@@ -65,6 +68,7 @@ def act(env, network, policy, env_state, obs, step_keys):
         next_obs=info["final_observation"],
         episode_return=info["episode_return"],
         episode_length=info["episode_length"],
+        episode_info={name: info[name] for name in getattr(env, "episode_info", ())},
     )
     return env_state, next_obs, transition
 

@@ -84,18 +84,17 @@ def make_network(config: Config, env):
 
 
 def episode_metrics(transitions):
-    """Masked means over the episodes that ended in this rollout (NaN when none did)."""
+    """Masked means over the episodes that ended in this rollout (NaN when none did): return,
+    length and what the env reports of its episodes (``Transition.episode_info``)."""
     done = transitions.done.astype(jnp.float32)
     count = done.sum()
     safe = jnp.maximum(count, 1.0)
     nan = jnp.float32(jnp.nan)
-    return {
-        "episodic_return": jnp.where(
-            count > 0, (transitions.episode_return * done).sum() / safe, nan),
-        "episode_length": jnp.where(
-            count > 0, (transitions.episode_length * done).sum() / safe, nan),
-        "episodes": count,
-    }
+    per_episode = {"episodic_return": transitions.episode_return,
+                   "episode_length": transitions.episode_length, **transitions.episode_info}
+    return {**{name: jnp.where(count > 0, (value * done).sum() / safe, nan)
+               for name, value in per_episode.items()},
+            "episodes": count}
 
 
 def make_update_rule(config: Config, network) -> UpdateRule:
@@ -106,7 +105,9 @@ def make_update_rule(config: Config, network) -> UpdateRule:
 
 def metric_names(config: Config) -> tuple[str, ...]:
     """What ``update`` reports for ``config``'s algorithm: :data:`METRICS`, then the names
-    its update declares (TRPO: ``kl``, ``line_search_steps``, ...; FixPO: ``beta``, ...).
+    its update declares (TRPO: ``kl``, ``line_search_steps``, ...; FixPO: ``beta``, ...), then
+    what the env reports of its episodes (:func:`pgjax.envs.episode_info`; Craftax:
+    ``achievements``).
 
     Example:
       >>> import pgjax
@@ -114,7 +115,7 @@ def metric_names(config: Config) -> tuple[str, ...]:
       >>> metric_names(pgjax.make_config("fixpo", "CartPole-v1"))[len(pgjax.METRICS):]
       ('beta', 'fixup_steps', 'max_kl', 'gradient_steps', 'kl_bound_held')
     """
-    return METRICS + ALGORITHMS[config.algo].metrics
+    return METRICS + ALGORITHMS[config.algo].metrics + envs_lib.family_episode_info(config.env)
 
 
 def check_reported(algo: str, reported, names) -> None:
@@ -171,7 +172,7 @@ def make_trainer(config: Config) -> Trainer:
         params, opt_state, update_metrics = rule.update(
             state.params, state.opt_state, batch, key_update,
             state.update_step / config.num_updates)
-        check_reported(config.algo, update_metrics, names)
+        check_reported(config.algo, update_metrics, METRICS + ALGORITHMS[config.algo].metrics)
         # Numerical faults: the rollout's data, the update's losses and gradients, the new
         # parameters (the host engine stops on the first; skip_nonfinite keeps the old parameters).
         nonfinite = first_nonfinite({"reward": traj.reward, "observation": traj.obs,

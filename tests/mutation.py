@@ -207,6 +207,9 @@ MUTATIONS = [
     Mutation("Craftax time limit treated as a death", "pgjax/envs/craftax_adapter.py",
              "is_terminal(state, self.untimed_params)", "is_terminal(state, self.params)",
              ("tests/test_craftax.py",)),
+    Mutation("env-reported episode info dropped by the rollout", "pgjax/rollout.py",
+             'episode_info={name: info[name] for name in getattr(env, "episode_info", ())},',
+             "episode_info={},", ("tests/test_craftax.py",)),
 ]
 
 

@@ -68,3 +68,29 @@ def test_importing_pgjax_does_not_import_craftax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_training_reports_achievements_per_finished_episode():
+    config = pgjax.make_config("ppo", NAME, num_envs=4, num_steps=16, num_epochs=1,
+                               num_minibatches=2, total_timesteps=4 * 16 * 2,
+                               env_kwargs=(("max_timesteps", 8),))
+    assert pgjax.trainer.metric_names(config)[-1] == "achievements"
+    _, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(0))
+    achievements = np.asarray(metrics["achievements"])
+    assert achievements.shape == (2,) and np.all(np.isfinite(achievements))
+    assert np.all((achievements >= 0) & (achievements <= 22))
+
+
+def test_episode_metrics_average_the_reported_info_over_finished_episodes():
+    from pgjax.trainer import episode_metrics
+
+    class Traj:
+        done = jnp.array([[True, False], [False, True], [True, True]])
+        episode_return = jnp.array([[1.0, 9.0], [9.0, 3.0], [5.0, 7.0]])
+        episode_length = jnp.ones((3, 2))
+        episode_info = {"achievements": jnp.array([[2.0, 50.0], [50.0, 4.0], [0.0, 6.0]])}
+
+    metrics = episode_metrics(Traj)
+    assert float(metrics["episodes"]) == 4
+    np.testing.assert_allclose(metrics["achievements"], (2 + 4 + 0 + 6) / 4)
+    np.testing.assert_allclose(metrics["episodic_return"], (1 + 3 + 5 + 7) / 4)

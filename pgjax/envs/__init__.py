@@ -20,6 +20,7 @@ from pgjax.envs.core import (
     EpisodeStats,
     EpisodeStatsState,
     Wrapper,
+    episode_info,
 )
 from pgjax.envs.normalize import (
     ENV_AXIS,
@@ -36,6 +37,8 @@ __all__ = [
     "Environment",
     "EpisodeStats",
     "EpisodeStatsState",
+    "episode_info",
+    "family_episode_info",
     "MaskObservation",
     "Wrapper",
     "ENV_AXIS",
@@ -71,6 +74,18 @@ def list_envs() -> list[str]:
             + [f"brax/{i}" for i in brax_ids()]
             + [f"playground/{i}" for i in playground_ids()]
             + [f"craftax/{i}" for i in craftax_ids()] + sorted(_registry))
+
+
+def family_episode_info(env) -> tuple[str, ...]:
+    """The :func:`episode_info` of what ``make(env)`` builds, without building it: Craftax's
+    ``("achievements",)`` for ``craftax/`` ids, the object's own for an env object, else
+    ``()`` (a registered id's factory is not called: its env's ``episode_info`` is not
+    reported)."""
+    if not isinstance(env, str):
+        return episode_info(env)
+    from pgjax.envs.craftax_adapter import CraftaxEnv
+
+    return CraftaxEnv.episode_info if env.startswith("craftax/") else ()
 
 
 def canonical_id(env_id: str) -> str:

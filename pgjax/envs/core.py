@@ -13,6 +13,10 @@ produced *before* any reset — equal to ``obs`` when the episode goes on. The t
 from it, so time-limited episodes are valued correctly. ``terminated`` means a true terminal state
 (no bootstrap), ``truncated`` a time limit (bootstrap from the final observation). Everything is
 unbatched: the trainer vmaps over environments.
+
+An environment may also declare ``episode_info``, a tuple of ``info`` keys that describe the
+episode at its end (Craftax's ``achievements``): the trainer reports each as a metric, its mean
+over the episodes that ended in an update (:func:`episode_info`).
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ class Environment(Protocol):
     def reset(self, key: jax.Array) -> tuple[Any, jax.Array]: ...
 
     def step(self, key: jax.Array, state: Any, action: jax.Array) -> tuple: ...
+
+
+def episode_info(env) -> tuple[str, ...]:
+    """The ``info`` keys ``env`` reports of each episode at its end (``()`` for most envs);
+    wrappers forward the attribute."""
+    return tuple(getattr(env, "episode_info", ()))
 
 
 class Wrapper:

@@ -46,6 +46,8 @@ def craftax_ids() -> list[str]:
 class CraftaxEnv:
     """A Craftax env without auto-reset, with fixed ``params``, following the pgjax protocol."""
 
+    episode_info = ("achievements",)  #: reported per update (:func:`pgjax.envs.episode_info`)
+
     def __init__(self, env, params, name: str):
         self.craftax_env = env
         self.params = params
