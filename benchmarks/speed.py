@@ -15,6 +15,7 @@ updates; rejax — mean return of its own 128-episode stochastic evaluation at t
 
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
                                [--only-algorithms] [--only-families] [--family-steps N]
+                               [--family PREFIX]
                                [--checkpoints] [--memory]
 
 ``--memory`` measures only a recurrent (GRU) PPO update's cost per env step against the
@@ -79,9 +80,13 @@ def random_actions(space, key, num_envs):
 
 
 def env_only_steps_per_second(env_id: str = "CartPole-v1", num_envs: int = 16,
-                              steps: int = STEPS, **env_kwargs) -> float:
-    """Random-action rollout of ``env_id`` (the ceiling for training throughput)."""
+                              steps: int = STEPS, reset: bool = True, **env_kwargs) -> float:
+    """Random-action rollout of ``env_id`` from fresh starts (the ceiling for training
+    throughput); ``reset=False`` steps the env under pgjax's auto-reset without it (episodes
+    that end are not restarted: Craftax's "no-reset stepping rate")."""
     env = pgjax.envs.make(env_id, **env_kwargs)
+    if not reset:
+        env = env.env if isinstance(env, pgjax.envs.AutoReset) else env
     n = steps // num_envs
 
     def rollout(key):
@@ -106,27 +111,40 @@ def env_only_steps_per_second(env_id: str = "CartPole-v1", num_envs: int = 16,
     return n * num_envs / statistics.median(times)
 
 
-def env_families(steps: int) -> None:
-    """Training throughput against the env-only ceiling (same number of envs) for one Brax env
-    and one MinAtar game, one seed, pgjax defaults and presets: hopper on the generalized
-    backend (the default) and on spring; Breakout with its CNN torso (the default) and with the
-    MLP torso."""
+def env_families(steps: int, only: str | None = None) -> None:
+    """Training throughput against the env-only ceiling (same number of envs) for one env of
+    each family, one seed, pgjax defaults and presets: hopper on the generalized backend (the
+    default) and on spring; Breakout with its CNN torso (the default) and with the MLP torso;
+    Playground's CartpoleBalance; Craftax-Classic-Symbolic with its pooled reset (the
+    default, one fresh world per 64 envs per step), and its env-only rate without resets and
+    with a reset per env. ``only``: the cases whose env id starts with it."""
     print(f"\nenv families: pgjax PPO training vs env-only random rollout, {steps:,} steps")
-    print(f"{'env':36} {'envs':>4} {'env-only steps/s':>17} {'train steps/s':>14} "
+    print(f"{'env':48} {'envs':>4} {'env-only steps/s':>17} {'train steps/s':>14} "
           f"{'train/env-only':>15}")
+    craftax = "craftax/Craftax-Classic-Symbolic-v1"
     cases = [("brax/hopper", {}), ("brax/hopper", {"env_kwargs": {"backend": "spring"}}),
-             ("Breakout-MinAtar", {}), ("Breakout-MinAtar", {"torso": "mlp"})]
+             ("Breakout-MinAtar", {}), ("Breakout-MinAtar", {"torso": "mlp"}),
+             ("playground/CartpoleBalance", {}), (craftax, {})]
     for env_id, overrides in cases:
+        if only and not env_id.startswith(only):
+            continue
         config = pgjax.make_config("ppo", env_id, total_timesteps=steps, **overrides)
-        ceiling = env_only_steps_per_second(env_id, config.num_envs, steps,
-                                            **dict(config.env_kwargs))
+        env_kwargs = dict(config.env_kwargs)
+        ceiling = env_only_steps_per_second(env_id, config.num_envs, steps, **env_kwargs)
         result = pgjax.train(config, seeds=1, progress=False, checkpoint=False)
         rate = result.summary["steps_per_second"]
-        detail = (dict(config.env_kwargs).get("backend", "generalized")
-                  if env_id.startswith("brax/") else f"{config.torso} torso")
+        detail = {"brax": env_kwargs.get("backend", "generalized"), "craftax": "pooled reset",
+                  "playground": "MJX jax"}.get(env_id.split("/")[0], f"{config.torso} torso")
         label = f"{env_id} ({detail})"
-        print(f"{label:36} {config.num_envs:>4} {ceiling:>17,.0f} {rate:>14,.0f} "
+        print(f"{label:48} {config.num_envs:>4} {ceiling:>17,.0f} {rate:>14,.0f} "
               f"{rate / ceiling:>15.2f}")
+        if env_id == craftax:
+            for label, kwargs in (("no reset", {"reset": False}),
+                                  ("a reset per env", {"reset_ratio": None})):
+                other = env_only_steps_per_second(env_id, config.num_envs, steps,
+                                                  **{**env_kwargs, **kwargs})
+                print(f"{'  env only, ' + label:48} {config.num_envs:>4} {other:>17,.0f} "
+                      f"{'':>14} {rate / other:>15.2f}")
 
 
 def compiled_update(algo: str, overrides: dict, env: str = "CartPole-v1"):
@@ -253,9 +271,13 @@ def main() -> None:
     parser.add_argument("--only-algorithms", action="store_true",
                         help="time one update of every algorithm against PPO's, nothing else")
     parser.add_argument("--families", action="store_true",
-                        help="also measure a Brax env and a MinAtar game (needs the brax extra)")
+                        help="also measure one env of each family (brax, playground and craftax "
+                             "extras)")
     parser.add_argument("--only-families", action="store_true",
                         help="measure only the env families (--families without the rest)")
+    parser.add_argument("--family", default=None,
+                        help="with --only-families: the cases whose env id starts with this "
+                             "(e.g. craftax/)")
     parser.add_argument("--family-steps", type=int, default=262_144,
                         help="training steps per env-family case (default 262,144)")
     parser.add_argument("--memory", action="store_true",
@@ -272,7 +294,7 @@ def main() -> None:
         memory_cost()
         return
     if args.only_families:
-        env_families(args.family_steps)
+        env_families(args.family_steps, args.family)
         return
     if args.only_algorithms:
         algorithms_per_update()

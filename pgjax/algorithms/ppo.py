@@ -44,6 +44,13 @@ PRESETS = {
         ent_coef=0.0, total_timesteps=3_000_000,
     ) for name in ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "pusher",
                    "reacher", "swimmer", "walker2d")},
+    # Craftax-Classic: the Craftax baseline PPO's update (64 steps, 4 epochs of 8 minibatches,
+    # lr 2e-4, GAE λ 0.8, gradient clip 1.0; its 1024 envs and 512-wide nets are for a GPU)
+    # over 64 envs and pgjax's 64-wide nets, 1M steps.
+    **{f"craftax/{name}": dict(
+        num_envs=64, num_steps=64, num_epochs=4, num_minibatches=8, learning_rate=2e-4,
+        gae_lambda=0.8, max_grad_norm=1.0, total_timesteps=1_000_000,
+    ) for name in ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1")},
 }
 
 #: Pendulum for TRPO and FixPO: PPO's rollout shape and γ, at most 2M steps.
