@@ -72,6 +72,27 @@ def test_pool_hands_fresh_starts_to_the_finished_envs_in_order(start):
     np.testing.assert_array_equal(terminated, done.astype(bool))
 
 
+def test_no_fresh_start_is_computed_when_no_env_finished(start):
+    """The pool is generated only at a step where some env finished (one jitted step, the
+    envs' vmap the only one): a step with no episode end computes no reset and leaves every
+    state as stepped; a later step with an end still gets its fresh start."""
+    _, (state, _) = start
+    base = Scripted()
+    env = AutoReset(base, reset_ratio=3)
+    step = jax.jit(lambda k, s, a: _step_all(env, k, s, a))
+    step_keys = jax.random.split(jax.random.key(4), NUM_ENVS)
+    none_done = step(step_keys, state, jnp.zeros(NUM_ENVS, jnp.int32))
+    jax.block_until_ready(none_done)
+    assert base.reset_batches == []
+    np.testing.assert_array_equal(none_done[0][0], state[0])
+    np.testing.assert_array_equal(none_done[0][1], 1)
+    one_done = step(step_keys, state, jnp.array([0, 0, 0, 0, 0, 1]))
+    jax.block_until_ready(one_done)
+    assert base.reset_batches == [(2,)]
+    reset_key = jax.random.split(step_keys[0])[1]
+    np.testing.assert_allclose(one_done[0][0][5], jax.random.uniform(reset_key), rtol=1e-6)
+
+
 def test_reset_ratio_one_is_the_unpooled_reset(start):
     _, (state, _) = start
     step_keys = jax.random.split(jax.random.key(2), NUM_ENVS)

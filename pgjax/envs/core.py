@@ -139,6 +139,11 @@ def pooled_reset(reset: Callable, reset_ratio: int) -> Callable:
     gets its own key's reset, as unpooled. The rule applies to the innermost ``vmap``, which in
     pgjax's rollout is the one over envs (seeds and grids are outer ``vmap``s)."""
 
+    def placeholder(keys):
+        """Values of the pool's shapes where no env takes one (never selected)."""
+        shapes = jax.eval_shape(jax.vmap(reset), keys)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
     @jax.custom_batching.custom_vmap
     def fresh(key, done):
         del done
@@ -155,7 +160,9 @@ def pooled_reset(reset: Callable, reset_ratio: int) -> Callable:
         if size == axis_size:
             out = jax.vmap(reset)(key)
         else:
-            pool = jax.vmap(reset)(key[:size])
+            # no fresh world is generated at a step where no env finished (a real branch
+            # where this batch is not itself vmapped, e.g. one seed per device on a CPU)
+            pool = jax.lax.cond(jnp.any(done), jax.vmap(reset), placeholder, key[:size])
             entry = (jnp.cumsum(done.astype(jnp.int32)) - 1) % size
             out = jax.tree.map(lambda x: x[entry], pool)
         return out, jax.tree.map(lambda _: True, out)
