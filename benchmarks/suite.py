@@ -4,7 +4,11 @@ then its plots and a table of final-return IQM and 95% bootstrap CI per algorith
 Profiles (env steps per run; seeds):
 
 * ``cpu``: budgets that finish on a 2-core CPU (4 seeds);
-* ``gpu``: paper-scale budgets (10 seeds);
+* ``gpu``: paper-scale budgets (10 seeds), and the budgets MuJoCo Playground and Craftax
+  publish: Playground's DM Control PPO (60M env steps, its tuned Brax-PPO settings — the
+  ``playground`` preset, run by the algorithms that have it) on CartpoleBalance and
+  CheetahRun, and Craftax-Classic-Symbolic at 1B steps with the Craftax baseline's 1024 envs,
+  3 × 512 tanh layers and one fresh world per 16 envs per step;
 * ``smoke``: a few updates on CartPole only, to check the script end to end.
 
     python benchmarks/suite.py --profile cpu [--envs CartPole-v1 ...] [--algos ppo spo ...]
@@ -35,7 +39,9 @@ from pgjax.analysis import plot_sweep  # noqa: E402
 from pgjax.sweeps import load_spec, make_groups  # noqa: E402
 
 ENVS = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
-        "Breakout-MinAtar", "SpaceInvaders-MinAtar", "brax/inverted_pendulum", "brax/hopper"]
+        "Breakout-MinAtar", "SpaceInvaders-MinAtar", "brax/inverted_pendulum", "brax/hopper",
+        "playground/CartpoleBalance", "playground/CheetahRun",
+        "craftax/Craftax-Classic-Symbolic-v1"]
 
 #: env → env steps per run, per profile
 BUDGETS = {
@@ -46,13 +52,21 @@ BUDGETS = {
     "gpu": {"CartPole-v1": 1_000_000, "Acrobot-v1": 1_000_000, "Pendulum-v1": 2_000_000,
             "MountainCarContinuous-v0": 2_000_000, "Breakout-MinAtar": 10_000_000,
             "SpaceInvaders-MinAtar": 10_000_000, "brax/inverted_pendulum": 2_000_000,
-            "brax/hopper": 50_000_000},
+            "brax/hopper": 50_000_000, "playground/CartpoleBalance": 60_000_000,
+            "playground/CheetahRun": 60_000_000,
+            "craftax/Craftax-Classic-Symbolic-v1": 1_000_000_000},
     "smoke": {"CartPole-v1": 8_192},
 }
 SEEDS = {"cpu": 4, "gpu": 10, "smoke": 2}
 #: profile → env → config overrides: on CPU the MinAtar games use the MLP torso (a CNN update
 #: costs 8.3× an MLP one on this CPU, benchmarks/README.md), so that the profile finishes
-EXTRA = {"cpu": {"Breakout-MinAtar": {"torso": "mlp"}, "SpaceInvaders-MinAtar": {"torso": "mlp"}}}
+EXTRA = {"cpu": {"Breakout-MinAtar": {"torso": "mlp"}, "SpaceInvaders-MinAtar": {"torso": "mlp"}},
+         "gpu": {"playground/CartpoleBalance": {"preset": "playground"},
+                 "playground/CheetahRun": {"preset": "playground"},
+                 # the Craftax baseline's PPO (its update is the registered preset)
+                 "craftax/Craftax-Classic-Symbolic-v1": {
+                     "num_envs": 1024, "actor_hidden": (512,) * 3, "critic_hidden": (512,) * 3,
+                     "env_kwargs": {"reset_ratio": 16}}}}
 
 
 def algorithms() -> list[str]:
@@ -61,12 +75,19 @@ def algorithms() -> list[str]:
 
 
 def specs(profile: str, envs, algos, seeds=None) -> list[dict]:
-    """One sweep spec per env (budgets differ per env; each env is its own set of groups)."""
-    budgets = BUDGETS[profile]
-    return [dict(algos=list(algos), envs=[env], seeds=seeds or SEEDS[profile],
-                 set={"total_timesteps": budgets[env], **EXTRA.get(profile, {}).get(env, {})},
-                 num_chunks=10, metrics=["episodic_return", "episode_length"])
-            for env in envs if env in budgets]
+    """One sweep spec per env (budgets differ per env; each env is its own set of groups); an
+    env run with a named preset runs the algorithms that have it."""
+    budgets, specs = BUDGETS[profile], []
+    for env in envs:
+        if env not in budgets:
+            continue
+        extra = EXTRA.get(profile, {}).get(env, {})
+        runs = [a for a in algos if extra.get("preset") in (None, *ALGORITHMS[a].named_presets)]
+        if runs:
+            specs.append(dict(algos=runs, envs=[env], seeds=seeds or SEEDS[profile],
+                              set={"total_timesteps": budgets[env], **extra}, num_chunks=10,
+                              metrics=["episodic_return", "episode_length"]))
+    return specs
 
 
 def table(summary_csv: Path) -> str:
@@ -137,7 +158,7 @@ def main() -> None:
         groups = make_groups(load_spec(spec))
         runs = sum(len(g.configs) * g.seeds for g in groups)
         print(f"{env}: {len(groups)} groups, {runs} runs × {spec['set']['total_timesteps']:,} "
-              f"steps → {out}", flush=True)
+              f"steps ({', '.join(spec['algos'])}) → {out}", flush=True)
         if args.dry_run:
             continue
         pgjax.sweep(spec, out=out)

@@ -47,7 +47,7 @@ def cmd_train(args) -> int:
         overrides["total_timesteps"] = args.total_timesteps
     if args.seeds < 1:
         raise ValueError(f"--seeds: {args.seeds} must be a positive integer")
-    config = pgjax.make_config(args.algo, args.env, **overrides)
+    config = pgjax.make_config(args.algo, args.env, preset=args.preset, **overrides)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or f"runs/{args.algo}-{config.env_id.split('/')[-1]}-{stamp}"
     result = pgjax.train(config, seeds=args.seeds, out=out, seed=args.seed,
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                        help="override config fields, e.g. --set learning_rate=3e-4 num_envs=8; "
                             "env.NAME=VALUE passes NAME to the env (env.backend=spring)")
+    train.add_argument("--preset", default=None, metavar="NAME",
+                       help="another registered preset of the algorithm for this env, e.g. "
+                            "playground (Playground's Brax-PPO settings, 2048 envs: for a GPU)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _checkpoint_arguments(train)
     train.set_defaults(func=cmd_train)

@@ -46,8 +46,10 @@ class Config:
     num_epochs: int = _static(8)  #: passes over each rollout batch
     num_minibatches: int = _static(8)  #: minibatches per epoch
     total_timesteps: int = _static(500_000)  #: env steps; trains total // (envs·steps) updates
-    actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes (tanh)
-    critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes (tanh)
+    actor_hidden: tuple = _static((64, 64))  #: actor MLP hidden sizes
+    critic_hidden: tuple = _static((64, 64))  #: critic MLP hidden sizes
+    #: the hidden layers' nonlinearity: "tanh", "swish" (Brax's), "relu" or "elu"
+    activation: str = _static("tanh")
     #: "auto" (set by make_config: "cnn" for image observations [H, W, C], else "mlp"), or either
     torso: str = _static("auto")
     conv_channels: tuple = _static((16,))  #: channels of the CNN torso's 3×3 conv layers
@@ -155,13 +157,17 @@ Config.replace = _replace
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
+def make_config(algo: str, env="gymnax/CartPole-v1", preset: str | None = None,
+                **overrides) -> Config:
     """A validated :class:`Config` for ``algo`` on ``env``.
 
     Args:
       algo: a registered algorithm name (``pgjax list`` shows them).
       env: an environment id (``"gymnax/CartPole-v1"`` or ``"CartPole-v1"``) or an environment
         object following the :mod:`pgjax.envs` protocol.
+      preset: ``None`` for the algorithm's registered preset for ``env`` (if any), or the name
+        of another of its presets for ``env`` (``Algorithm.named_presets``: e.g.
+        ``"playground"``, Playground's published Brax-PPO settings for its DM Control tasks).
       **overrides: any :class:`Config` field or hyperparameter of ``algo``; strings are
         parsed (as from the CLI).
 
@@ -188,10 +194,9 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
     spec = ALGORITHMS[algo]
     if isinstance(env, str):
         env = envs_lib.canonical_id(env)
-        preset = spec.presets.get(env, spec.presets.get(env.removeprefix("gymnax/"), {}))
     else:
         envs_lib.make(env)  # checks the protocol
-        preset = {}
+    preset = preset_values(spec, env, preset)
     own = algorithm_fields(spec.hyperparameters)
     for name in overrides:
         check_name(algo, name, own, _FIELDS)
@@ -212,6 +217,27 @@ def make_config(algo: str, env="gymnax/CartPole-v1", **overrides) -> Config:
         detail = (str(error).strip().splitlines() or [""])[0]
         raise ValueError(f"env_kwargs: {dict(config.env_kwargs)} rejected by "
                          f"{config.env_id}: {detail}") from None
+
+
+def preset_values(spec: Algorithm, env, name: str | None = None) -> dict:
+    """The overrides ``spec`` registers for ``env`` (an id, or ``{}`` for an env object):
+    its default preset, or its preset called ``name``; a name it lacks for ``env`` is refused
+    in one line."""
+    env_id = env if isinstance(env, str) else None
+    if name is None:
+        if env_id is None:
+            return {}
+        return spec.presets.get(env_id, spec.presets.get(env_id.removeprefix("gymnax/"), {}))
+    if name not in spec.named_presets:
+        names = ", ".join(spec.named_presets) or "none"
+        raise ValueError(f"preset: {spec.name} has no preset {name!r} (its named presets: "
+                         f"{names})")
+    covered = sorted(spec.named_presets[name])
+    if env_id not in covered:
+        raise ValueError(f"preset: {spec.name}'s {name!r} preset has no settings for "
+                         f"{env_id or 'an env object'}; it covers {', '.join(covered[:3])}"
+                         f"{f' and {len(covered) - 3} more' if len(covered) > 3 else ''}")
+    return spec.named_presets[name][env_id]
 
 
 def config_from_dict(values: dict) -> Config:

@@ -1,6 +1,7 @@
 """Separate actor and critic MLPs with the standard PPO initialisation, as pure functions.
 
-Hidden layers: tanh, orthogonal init with gain √2, zero biases; policy head gain 0.01; value head
+Hidden layers: tanh (or another of :data:`ACTIVATIONS`), orthogonal init with gain √2, zero
+biases; policy head gain 0.01; value head
 gain 1.0 (Huang et al. 2022, "The 37 Implementation Details of PPO", details 2 and 13); the
 Gaussian policy has a state-independent log-std initialised to 0. Parameters are plain pytrees
 (lists of ``{"w", "b"}`` dicts).
@@ -145,10 +146,16 @@ def _dense_jvp(primals, tangents):
 dense.defjvp(_dense_jvp, symbolic_zeros=True)
 
 
-def mlp_apply(layers: list[dict], x):
-    """tanh hidden layers, linear output."""
+#: Hidden-layer nonlinearities by name (the config's ``activation``): tanh is PPO's (Huang et
+#: al. 2022), swish (SiLU, ``x·σ(x)``) Brax PPO's and MuJoCo Playground's.
+ACTIVATIONS = {"tanh": jnp.tanh, "swish": jax.nn.swish, "relu": jax.nn.relu, "elu": jax.nn.elu}
+
+
+def mlp_apply(layers: list[dict], x, activation: str = "tanh"):
+    """``activation`` hidden layers (a name of :data:`ACTIVATIONS`), linear output."""
+    nonlinearity = ACTIVATIONS[activation]
     for layer in layers[:-1]:
-        x = jnp.tanh(dense(x, layer["w"], layer["b"]))
+        x = nonlinearity(dense(x, layer["w"], layer["b"]))
     return dense(x, layers[-1]["w"], layers[-1]["b"])
 
 
@@ -169,6 +176,7 @@ class ActorCritic:
     critic_hidden: tuple = struct.field(pytree_node=False)
     conv_channels: tuple = struct.field(pytree_node=False, default=())  #: () = MLP only
     squash: bool = struct.field(pytree_node=False, default=False)  #: tanh-Gaussian policy
+    activation: str = struct.field(pytree_node=False, default="tanh")  #: hidden layers'
 
     def _sizes(self, hidden, out):
         if self.conv_channels:
@@ -207,13 +215,14 @@ class ActorCritic:
         return ActorCriticParams(actor, critic)
 
     def policy(self, actor_params, obs) -> Categorical | DiagGaussian | TanhGaussian:
-        out = mlp_apply(actor_params["mlp"], self._torso(actor_params, obs))
+        out = mlp_apply(actor_params["mlp"], self._torso(actor_params, obs), self.activation)
         if self.discrete:
             return Categorical(out)
         return (TanhGaussian if self.squash else DiagGaussian)(out, actor_params["log_std"])
 
     def value(self, critic_params, obs) -> jax.Array:
-        return mlp_apply(critic_params["mlp"], self._torso(critic_params, obs))[..., 0]
+        return mlp_apply(critic_params["mlp"], self._torso(critic_params, obs),
+                         self.activation)[..., 0]
 
 
 #: Torso choices: "auto" takes the CNN for image observations ``[H, W, C]``, the MLP otherwise.
@@ -236,7 +245,7 @@ def policy_head(action_space, squash: bool = False) -> tuple[int, bool]:
 
 def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden, *,
                       torso: str = "auto", conv_channels: Sequence[int] = (16,),
-                      squash: bool = False) -> ActorCritic:
+                      squash: bool = False, activation: str = "tanh") -> ActorCritic:
     """The actor-critic for these spaces (see the module docstring for the architecture).
 
     Args:
@@ -244,6 +253,7 @@ def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic
       conv_channels: output channels of each 3×3 conv layer of the CNN torso.
       squash: a tanh-squashed Gaussian policy (:class:`TanhGaussian`) for Box actions, instead
         of a Gaussian whose samples are clipped at the env.
+      activation: the MLP hidden layers' nonlinearity, a name of :data:`ACTIVATIONS`.
     """
     action_size, discrete = policy_head(action_space, squash)
     shape = tuple(observation_space.shape)
@@ -255,8 +265,10 @@ def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic
         channels = tuple(conv_channels)
     else:
         channels = ()
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}")
     return ActorCritic(shape, action_size, discrete, tuple(actor_hidden), tuple(critic_hidden),
-                       channels, squash)
+                       channels, squash, activation)
 
 
 def resolve_torso(torso: str, obs_shape: Sequence[int]) -> str:

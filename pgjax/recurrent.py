@@ -27,7 +27,8 @@ from flax import struct
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
 from pgjax.envs import Box
-from pgjax.networks import ActorCriticParams, mlp_apply, mlp_init, orthogonal, policy_head
+from pgjax.networks import (ACTIVATIONS, ActorCriticParams, mlp_apply, mlp_init, orthogonal,
+                            policy_head)
 
 __all__ = ["Memory", "RecurrentActorCritic", "Sequences", "gru_init", "gru_scan", "gru_step",
            "make_recurrent_actor_critic", "reset_state"]
@@ -115,6 +116,7 @@ class RecurrentActorCritic:
     critic_hidden: tuple = struct.field(pytree_node=False)
     memory_size: int = struct.field(pytree_node=False, default=128)
     squash: bool = struct.field(pytree_node=False, default=False)
+    activation: str = struct.field(pytree_node=False, default="tanh")  #: embedding and head
 
     def _init_part(self, key, hidden, out, out_scale) -> dict:
         k_embed, k_gru, k_head = jax.random.split(key, 3)
@@ -138,10 +140,10 @@ class RecurrentActorCritic:
 
     def _embed(self, params, obs):
         x = obs.reshape(obs.shape[:obs.ndim - len(self.obs_shape)] + (-1,))
-        return jnp.tanh(x @ params["embed"]["w"] + params["embed"]["b"])
+        return ACTIVATIONS[self.activation](x @ params["embed"]["w"] + params["embed"]["b"])
 
     def _head(self, params, h):
-        return mlp_apply(params["mlp"], h)
+        return mlp_apply(params["mlp"], h, self.activation)
 
     def _distribution(self, actor_params, out):
         if self.discrete:
@@ -197,8 +199,10 @@ class RecurrentActorCritic:
 
 def make_recurrent_actor_critic(observation_space: Box, action_space, actor_hidden,
                                 critic_hidden, *, memory_size: int = 128,
-                                squash: bool = False) -> RecurrentActorCritic:
+                                squash: bool = False,
+                                activation: str = "tanh") -> RecurrentActorCritic:
     """The recurrent actor-critic for these spaces (flat observations)."""
     action_size, discrete = policy_head(action_space, squash)
     return RecurrentActorCritic(tuple(observation_space.shape), action_size, discrete,
-                                tuple(actor_hidden), tuple(critic_hidden), memory_size, squash)
+                                tuple(actor_hidden), tuple(critic_hidden), memory_size, squash,
+                                activation)

@@ -76,11 +76,13 @@ def make_network(config: Config, env):
     if config.recurrent:
         return make_recurrent_actor_critic(
             env.observation_space, env.action_space, config.actor_hidden, config.critic_hidden,
-            memory_size=config.memory_size, squash=config.action_head == "tanh")
+            memory_size=config.memory_size, squash=config.action_head == "tanh",
+            activation=config.activation)
     return make_actor_critic(env.observation_space, env.action_space, config.actor_hidden,
                              config.critic_hidden, torso=config.torso,
                              conv_channels=config.conv_channels,
-                             squash=config.action_head == "tanh")
+                             squash=config.action_head == "tanh",
+                             activation=config.activation)
 
 
 def episode_metrics(transitions):

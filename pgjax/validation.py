@@ -16,7 +16,7 @@ from pgjax import drifts
 from pgjax import envs as envs_lib
 from pgjax.algorithms import ALGORITHMS, user_drift
 from pgjax.algorithms.base import fields as algorithm_fields
-from pgjax.networks import TORSOS
+from pgjax.networks import ACTIVATIONS, TORSOS
 from pgjax.updates import DriftInputs
 
 ACTION_HEADS = ("clip", "tanh")
@@ -26,7 +26,8 @@ INT_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_t
 BOOL_FIELDS = ("anneal_lr", "normalize_advantages", "clip_value_loss",
                 "normalize_observations", "normalize_rewards", "skip_nonfinite")
 TUPLE_FIELDS = ("actor_hidden", "critic_hidden", "conv_channels")
-CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS, "memory": MEMORIES}
+CHOICE_FIELDS = {"torso": TORSOS, "action_head": ACTION_HEADS, "memory": MEMORIES,
+                 "activation": tuple(ACTIVATIONS)}
 FLOAT_RANGES = {  # name: (low, high, low inclusive, high inclusive)
     "learning_rate": (0.0, float("inf"), False, False),
     "gamma": (0.0, 1.0, True, True),

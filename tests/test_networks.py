@@ -112,3 +112,31 @@ def test_dense_derivatives_equal_the_plain_matmul(lead):
     got = jax.vmap(jax.grad(loss(dense), 1), (None, 0, None))(x, stacked, b)
     want = jax.vmap(jax.grad(loss(plain), 1), (None, 0, None))(x, stacked, b)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation, nonlinearity", [
+    ("tanh", np.tanh), ("swish", lambda x: x / (1.0 + np.exp(-x))),
+    ("relu", lambda x: np.maximum(x, 0.0)), ("elu", lambda x: np.where(x > 0, x, np.expm1(x)))])
+def test_activation_is_the_hidden_layers_nonlinearity(activation, nonlinearity):
+    """The config's ``activation`` reaches every hidden layer of actor and critic (not the
+    outputs): the value and the logits equal a NumPy forward pass with that nonlinearity."""
+    import pgjax
+    from pgjax.trainer import make_network
+
+    config = pgjax.make_config("ppo", "CartPole-v1", activation=activation,
+                               actor_hidden=(8, 8), critic_hidden=(16, 16, 16))
+    env = pgjax.envs.make(config.env)
+    network = make_network(config, env)
+    params = network.init(jax.random.key(0))
+    obs = np.asarray(jax.random.normal(jax.random.key(1), (5, 4)))
+
+    def forward(layers):
+        x = obs
+        for layer in layers[:-1]:
+            x = nonlinearity(x @ np.asarray(layer["w"]) + np.asarray(layer["b"]))
+        return x @ np.asarray(layers[-1]["w"]) + np.asarray(layers[-1]["b"])
+
+    np.testing.assert_allclose(network.value(params.critic, obs),
+                               forward(params.critic["mlp"])[:, 0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(network.policy(params.actor, obs).logits,
+                               forward(params.actor["mlp"]), rtol=1e-4, atol=1e-6)

@@ -30,6 +30,7 @@ def test_time_limit_truncates_and_keeps_the_final_observation(cartpole):
     state, obs = env.reset(jax.random.key(0))
     starts, flags = [np.asarray(obs)], []
     action = jnp.full((1,), 0.5)
+    physics_step = jax.jit(inner.brax_env.step)
     for t in range(10):
         previous = state
         state, obs, reward, terminated, truncated, info = step(jax.random.key(t + 1), state,
@@ -39,7 +40,7 @@ def test_time_limit_truncates_and_keeps_the_final_observation(cartpole):
         # of them) from the previous state.
         expected = previous.brax_state
         for _ in range(inner.action_repeat):
-            expected = inner.brax_env.step(expected, action)
+            expected = physics_step(expected, action)
         np.testing.assert_allclose(info["final_observation"], expected.obs, atol=1e-5)
         if truncated:
             assert not np.allclose(info["final_observation"], obs)
@@ -57,10 +58,10 @@ def test_action_repeat_sums_the_rewards(cartpole):
                                action_repeat=3)
     state, _ = repeated.reset(jax.random.key(0))
     action = jnp.full((1,), -0.3)
-    _, _, reward, _, truncated, _ = repeated.step(jax.random.key(1), state, action)
-    single, total = state.brax_state, 0.0
+    _, _, reward, _, truncated, _ = jax.jit(repeated.step)(jax.random.key(1), state, action)
+    physics_step, single, total = jax.jit(repeated.env.brax_env.step), state.brax_state, 0.0
     for _ in range(3):
-        single = repeated.env.brax_env.step(single, action)
+        single = physics_step(single, action)
         total += float(single.reward)
     np.testing.assert_allclose(float(reward), total, rtol=1e-5)
     assert not bool(truncated)  # 3 of the 6 env steps
@@ -119,3 +120,65 @@ def test_importing_pgjax_does_not_import_playground():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_playground_preset_is_playgrounds_brax_ppo_config():
+    """``preset="playground"`` holds Playground's published Brax-PPO settings for every DM
+    Control task, field by field (dm_control_suite_params.brax_ppo_config and Brax's PPO
+    defaults): the same minibatch size and SGD steps per env step, γ, lr, entropy, reward
+    scaling, normalisation, networks and budget."""
+    from mujoco_playground import registry
+    from mujoco_playground.config import dm_control_suite_params
+
+    tasks = registry.dm_control_suite.ALL_ENVS
+    assert sorted(tasks) == sorted(pgjax.algorithms.ppo.PLAYGROUND_DM_CONTROL)
+    presets = pgjax.algorithms.ALGORITHMS["ppo"].named_presets["playground"]
+    built = pgjax.make_config("ppo", "playground/CartpoleBalance", preset="playground")
+    assert built == built.replace(**presets["playground/CartpoleBalance"])
+    for task in tasks:  # as dicts: make_config would build (compile) each task's model
+        brax = dm_control_suite_params.brax_ppo_config(task)
+        config = built.replace(**presets[f"playground/{task}"])
+        unrolls_per_batch = brax.batch_size * brax.num_minibatches
+        assert (config.num_envs, config.num_steps) == (brax.num_envs, brax.unroll_length)
+        assert config.minibatch_size == brax.batch_size * brax.unroll_length
+        sgd_steps_per_env_step = config.num_epochs * config.num_minibatches / config.batch_size
+        assert sgd_steps_per_env_step == pytest.approx(
+            brax.num_updates_per_batch * brax.num_minibatches
+            / (unrolls_per_batch * brax.unroll_length))
+        assert config.total_timesteps * brax.action_repeat == brax.num_timesteps
+        assert dict(config.env_kwargs).get("action_repeat", 1) == brax.action_repeat
+        assert config.gamma == pytest.approx(brax.discounting)
+        assert config.learning_rate == pytest.approx(brax.learning_rate)
+        assert not config.anneal_lr
+        assert config.ent_coef == pytest.approx(brax.entropy_cost)
+        assert config.reward_scale == brax.reward_scaling
+        assert config.normalize_observations == brax.normalize_observations
+        assert not config.normalize_rewards
+        assert (config.clip_epsilon, config.gae_lambda) == pytest.approx((0.3, 0.95))
+        assert config.vf_coef == 0.5 and not config.clip_value_loss
+        assert (config.actor_hidden, config.critic_hidden) == ((32,) * 4, (256,) * 5)
+        assert (config.activation, config.action_head) == ("swish", "tanh")
+    assert presets["playground/FingerSpin"]["gamma"] == 0.95
+    with pytest.raises(ValueError, match="preset: ppo's 'playground' preset has no settings"):
+        pgjax.make_config("ppo", "CartPole-v1", preset="playground")
+    with pytest.raises(ValueError, match="preset: trpo has no preset 'playground'"):
+        pgjax.make_config("trpo", "playground/CartpoleBalance", preset="playground")
+
+
+def test_physics_runs_at_full_matmul_precision_and_the_networks_do_not(cartpole):
+    """Every matmul of the physics (reset and step) is traced at HIGHEST precision — full
+    float32 on GPUs whose default is TF32 — and the policy's are left at the default."""
+    env, _ = cartpole
+    state, obs = env.reset(jax.random.key(0))
+    for program in (jax.make_jaxpr(env.reset)(jax.random.key(0)),
+                    jax.make_jaxpr(env.step)(jax.random.key(1), state, jnp.zeros((1,)))):
+        text = str(program)  # nested programs included
+        dots = text.count("dot_general[")
+        assert dots > 10 and text.count("precision=(Precision.HIGHEST, Precision.HIGHEST)") == dots
+    config = pgjax.make_config("ppo", "playground/CartpoleBalance", **TINY)
+    network = pgjax.trainer.make_network(config, env)
+    params = network.init(jax.random.key(0))
+    policy = jax.make_jaxpr(lambda o: network.policy(params.actor, o).mean)(obs)
+    assert "HIGHEST" not in str(policy)
+    with pytest.raises(ValueError, match="matmul_precision: 'fast' is not"):
+        pgjax.envs.make("playground/CartpoleBalance", matmul_precision="fast")

@@ -83,6 +83,8 @@ class Algorithm:
     metrics: tuple[str, ...] = ()  #: the update's own metric names, beyond the shared ones
     defaults: dict = dataclasses.field(default_factory=dict)  #: run settings it changes
     presets: dict = dataclasses.field(default_factory=dict)  #: env id → overrides
+    #: preset name → env id → overrides, chosen with ``make_config(..., preset=name)``
+    named_presets: dict = dataclasses.field(default_factory=dict)
     description: str = ""
     #: ``drift(config, DriftInputs) -> D`` per sample, for drift-based algorithms (None else)
     drift: Callable | None = None

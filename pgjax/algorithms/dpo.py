@@ -17,7 +17,7 @@ from flax import struct
 
 from pgjax import drifts
 from pgjax.algorithms.base import Algorithm, hyperparameter
-from pgjax.algorithms.ppo import PRESETS
+from pgjax.algorithms.ppo import NAMED_PRESETS, PRESETS
 
 
 @struct.dataclass
@@ -36,5 +36,6 @@ DPO = Algorithm(
     hyperparameters=DPOHyperparameters,
     drift=drift,
     presets=PRESETS,
+    named_presets=NAMED_PRESETS,
     description="Discovered Policy Optimisation (Lu et al. 2022): closed-form drift (α, β)",
 )

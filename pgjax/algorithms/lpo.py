@@ -19,7 +19,7 @@ from flax import struct
 
 from pgjax import drifts
 from pgjax.algorithms.base import Algorithm, hyperparameter
-from pgjax.algorithms.ppo import PRESETS
+from pgjax.algorithms.ppo import NAMED_PRESETS, PRESETS
 
 
 @struct.dataclass
@@ -46,6 +46,7 @@ LPO = Algorithm(
     drift=lpo_drift,
     drift_params=drifts.init_lpo,
     presets=PRESETS,
+    named_presets=NAMED_PRESETS,
     description="Learned PO (Lu et al. 2022): drift network of (r, Â); drift_params "
                 "default zero (= PPO with lpo_ppo_init)",
 )
@@ -56,6 +57,7 @@ TALPO = Algorithm(
     drift=talpo_drift,
     drift_params=drifts.init_talpo,
     presets=PRESETS,
+    named_presets=NAMED_PRESETS,
     description="Temporally-aware LPO (Jackson et al. 2024): LPO features × progress",
 )
 

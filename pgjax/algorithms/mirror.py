@@ -23,7 +23,7 @@ Example:
 import inspect
 
 from pgjax.algorithms.base import Algorithm, make_hyperparameters
-from pgjax.algorithms.ppo import PRESETS
+from pgjax.algorithms.ppo import NAMED_PRESETS, PRESETS
 
 #: What a drift function may ask for by argument name (:class:`pgjax.updates.DriftInputs`).
 DRIFT_INPUTS = ("ratio", "advantage", "log_ratio", "kl", "progress")
@@ -41,6 +41,7 @@ MIRROR = Algorithm(
     name="mirror",
     drift=user_drift,
     presets=PRESETS,
+    named_presets=NAMED_PRESETS,
     description="any drift: make_config('mirror', env, drift=fn), fn(ratio, advantage) "
                 "or fn(drift_params, ratio, advantage)",
 )
@@ -84,6 +85,7 @@ def drift_algorithm(name: str, drift, *, defaults: dict | None = None,
             hyperparameters=make_hyperparameters(name, {p: defaults[p] for p in wanted}),
         drift=bound,
         presets=PRESETS if presets is None else presets,
+        named_presets=NAMED_PRESETS if presets is None else {},
         uses_kl="kl" in inputs,
         description=description or f"drift {bound.__name__}({', '.join(parameters)})",
     )

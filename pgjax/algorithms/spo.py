@@ -8,7 +8,7 @@ PPO's presets, ε = the run's ``clip_epsilon``; no hyperparameter of its own.
 
 from pgjax import drifts
 from pgjax.algorithms.base import Algorithm
-from pgjax.algorithms.ppo import PRESETS
+from pgjax.algorithms.ppo import NAMED_PRESETS, PRESETS
 
 
 def drift(config, x):
@@ -20,5 +20,6 @@ SPO = Algorithm(
     name="spo",
     drift=drift,
     presets=PRESETS,
+    named_presets=NAMED_PRESETS,
     description="Simple Policy Optimization (Xie et al. 2025): drift |Â|(r − 1)²/(2ε)",
 )

@@ -11,6 +11,14 @@ with those reported on it. ``"spring"`` is much cheaper on CPU (16 inverted-pend
 stepped in 0.14 ms against 0.90 ms, 16 hoppers in 0.21 against 1.8 ms, measured on 2 cores)
 but is a different simulation: PPO with pgjax's defaults solved inverted_pendulum on
 generalized (1000, 1000 on 2 seeds at 1M steps) and not on spring (785, 863).
+
+Matmul precision: the physics (every ``reset`` and ``step`` of the Brax or Playground env) is
+traced under ``jax.default_matmul_precision("highest")`` — full float32 matmuls — while pgjax's
+networks keep the backend's default. On Ampere and newer NVIDIA GPUs the default float32
+matmul is TF32 (10-bit mantissa), which broke Playground's training in
+mujoco_playground#86; the networks train well at TF32 and keep its speed. On a CPU both are
+float32 and nothing changes. ``matmul_precision="default"`` (or any name
+``jax.default_matmul_precision`` takes) chooses otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pgjax.envs.core import AutoReset, Box
 
 DEFAULT_BACKEND = "generalized"
 DEFAULT_EPISODE_LENGTH = 1000
+PHYSICS_PRECISION = "highest"  #: matmul precision of the physics (module docstring)
 
 
 def _import_brax_envs():
@@ -53,10 +62,12 @@ class BraxEnv:
     been taken. Actions are continuous in [-1, 1]. (Also the base of Playground's adapter,
     whose ``State`` has Brax's fields.)"""
 
-    def __init__(self, env, name: str, episode_length: int):
+    def __init__(self, env, name: str, episode_length: int,
+                 matmul_precision: str = PHYSICS_PRECISION):
         self.brax_env = env
         self.name = name
         self.episode_length = int(episode_length)
+        self.matmul_precision = matmul_precision
         # Brax's ``env.observation_size`` runs a reset op by op (15 s for hopper on a CPU);
         # tracing it gives the same shape in half a second.
         observation = self.observation(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs)
@@ -67,13 +78,19 @@ class BraxEnv:
         """The policy's observation of the wrapped env's ``State.obs``."""
         return raw_obs
 
+    def physics(self):
+        """The context the physics is traced in: its matmul precision (module docstring)."""
+        return jax.default_matmul_precision(self.matmul_precision)
+
     def reset(self, key):
-        state = self.brax_env.reset(key)
+        with self.physics():
+            state = self.brax_env.reset(key)
         return BraxState(state, jnp.zeros((), jnp.int32)), self.observation(state.obs)
 
     def step(self, key, state, action):
         del key  # Brax dynamics are deterministic
-        brax_state = self.brax_env.step(state.brax_state, action)
+        with self.physics():
+            brax_state = self.brax_env.step(state.brax_state, action)
         steps = state.steps + 1
         terminated = jnp.asarray(brax_state.done) > 0.5
         truncated = steps >= self.episode_length
@@ -86,13 +103,27 @@ class BraxEnv:
 
 
 def make_brax(name: str, backend: str = DEFAULT_BACKEND,
-              episode_length: int = DEFAULT_EPISODE_LENGTH, **kwargs) -> AutoReset:
-    """``brax/<name>`` with pgjax's auto-reset; ``kwargs`` go to the Brax env constructor."""
+              episode_length: int = DEFAULT_EPISODE_LENGTH,
+              matmul_precision: str = PHYSICS_PRECISION, **kwargs) -> AutoReset:
+    """``brax/<name>`` with pgjax's auto-reset, the physics at ``matmul_precision`` (module
+    docstring); ``kwargs`` go to the Brax env constructor."""
     envs = _import_brax_envs()
     if name not in envs._envs:
         raise ValueError(f"env: unknown Brax environment {name!r} "
                          f"(known: {', '.join(sorted(envs._envs))})")
     if int(episode_length) < 1:
         raise ValueError(f"episode_length: {episode_length} must be a positive integer")
+    check_precision(matmul_precision)
     env = envs.get_environment(name, backend=backend, **kwargs)
-    return AutoReset(BraxEnv(env, f"brax/{name}", episode_length))
+    return AutoReset(BraxEnv(env, f"brax/{name}", episode_length, matmul_precision))
+
+
+def check_precision(name: str) -> str:
+    """``name`` if ``jax.default_matmul_precision`` takes it, else a one-line ``ValueError``."""
+    try:
+        with jax.default_matmul_precision(name):
+            pass
+    except ValueError:
+        raise ValueError(f"matmul_precision: {name!r} is not a matmul precision (e.g. highest, "
+                         "high, default)") from None
+    return name

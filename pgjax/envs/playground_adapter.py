@@ -13,7 +13,9 @@ Physics: ``impl="jax"`` (MJX's pure-JAX implementation) by default, so that seed
 hyperparameter grids ``vmap``; Playground 0.2's own default for many tasks is ``"warp"``,
 whose kernels do not batch under ``vmap`` of whole training runs — pass ``impl="warp"`` to
 ask for it. ``episode_length`` and ``action_repeat`` default to the task's config; other
-keyword arguments override fields of it (``config_overrides``).
+keyword arguments override fields of it (``config_overrides``). The physics runs at full
+float32 matmul precision on GPUs (``matmul_precision``,
+:mod:`pgjax.envs.brax_adapter`'s docstring).
 
 Observations: the DM Control Suite tasks return one flat array. Tasks with dict observations
 (locomotion, manipulation) give the policy ``obs[observation_key]`` (``"state"`` by default;
@@ -29,7 +31,7 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
-from pgjax.envs.brax_adapter import BraxEnv, BraxState
+from pgjax.envs.brax_adapter import PHYSICS_PRECISION, BraxEnv, BraxState, check_precision
 from pgjax.envs.core import AutoReset
 
 DEFAULT_IMPL = "jax"
@@ -70,10 +72,10 @@ class PlaygroundEnv(BraxEnv):
     wrapper does), the policy's key of a dict observation."""
 
     def __init__(self, env, name: str, episode_length: int, action_repeat: int = 1,
-                 observation_key: str = "state"):
+                 observation_key: str = "state", matmul_precision: str = PHYSICS_PRECISION):
         self.action_repeat = int(action_repeat)
         self.observation_key = observation_key
-        super().__init__(env, name, episode_length)
+        super().__init__(env, name, episode_length, matmul_precision)
 
     def observation(self, raw_obs):
         if not isinstance(raw_obs, Mapping):
@@ -87,7 +89,8 @@ class PlaygroundEnv(BraxEnv):
         del key  # MJX dynamics are deterministic
         playground_state, reward = state.brax_state, jnp.zeros((), jnp.float32)
         for _ in range(self.action_repeat):
-            playground_state = self.brax_env.step(playground_state, action)
+            with self.physics():
+                playground_state = self.brax_env.step(playground_state, action)
             reward = reward + playground_state.reward
         steps = state.steps + self.action_repeat
         obs = self.observation(playground_state.obs)
@@ -102,7 +105,7 @@ class PlaygroundEnv(BraxEnv):
 
 def make_playground(name: str, impl: str = DEFAULT_IMPL, episode_length: int | None = None,
                     action_repeat: int | None = None, observation_key: str = "state",
-                    **config_overrides) -> AutoReset:
+                    matmul_precision: str = PHYSICS_PRECISION, **config_overrides) -> AutoReset:
     """``playground/<name>`` with pgjax's auto-reset (module docstring)."""
     registry = _import_registry()
     if name not in playground_ids():
@@ -114,6 +117,7 @@ def make_playground(name: str, impl: str = DEFAULT_IMPL, episode_length: int | N
     for field, value in (("episode_length", episode_length), ("action_repeat", action_repeat)):
         if int(value) < 1 or int(value) != value:
             raise ValueError(f"{field}: {value} must be a positive integer")
+    check_precision(matmul_precision)
     env = registry.load(name, config_overrides={"impl": impl, **config_overrides})
     return AutoReset(PlaygroundEnv(env, f"playground/{name}", int(episode_length),
-                                   int(action_repeat), observation_key))
+                                   int(action_repeat), observation_key, matmul_precision))
