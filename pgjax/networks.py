@@ -177,12 +177,15 @@ class ActorCritic:
     conv_channels: tuple = struct.field(pytree_node=False, default=())  #: () = MLP only
     squash: bool = struct.field(pytree_node=False, default=False)  #: tanh-Gaussian policy
     activation: str = struct.field(pytree_node=False, default="tanh")  #: hidden layers'
+    #: asymmetric actor-critic: the actor reads only the first ``actor_features`` of the flat
+    #: observation, the critic all of it (None: both read all)
+    actor_features: int | None = struct.field(pytree_node=False, default=None)
 
-    def _sizes(self, hidden, out):
+    def _sizes(self, hidden, out, features=None):
         if self.conv_channels:
             features = conv_output_size(self.obs_shape, (self.obs_shape[-1],
                                                          *self.conv_channels))
-        else:
+        elif features is None:
             features = math.prod(self.obs_shape)
         return (features, *hidden, out)
 
@@ -197,7 +200,7 @@ class ActorCritic:
         return obs.reshape(obs.shape[: obs.ndim - ndim] + (-1,))
 
     def init(self, key: jax.Array) -> ActorCriticParams:
-        actor_sizes = self._sizes(self.actor_hidden, self.action_size)
+        actor_sizes = self._sizes(self.actor_hidden, self.action_size, self.actor_features)
         critic_sizes = self._sizes(self.critic_hidden, 1)
         n_conv, channels = self._num_conv()
         n_actor = _num_weights(actor_sizes)
@@ -215,7 +218,10 @@ class ActorCritic:
         return ActorCriticParams(actor, critic)
 
     def policy(self, actor_params, obs) -> Categorical | DiagGaussian | TanhGaussian:
-        out = mlp_apply(actor_params["mlp"], self._torso(actor_params, obs), self.activation)
+        features = self._torso(actor_params, obs)
+        if self.actor_features is not None:
+            features = features[..., :self.actor_features]
+        out = mlp_apply(actor_params["mlp"], features, self.activation)
         if self.discrete:
             return Categorical(out)
         return (TanhGaussian if self.squash else DiagGaussian)(out, actor_params["log_std"])
@@ -245,7 +251,8 @@ def policy_head(action_space, squash: bool = False) -> tuple[int, bool]:
 
 def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic_hidden, *,
                       torso: str = "auto", conv_channels: Sequence[int] = (16,),
-                      squash: bool = False, activation: str = "tanh") -> ActorCritic:
+                      squash: bool = False, activation: str = "tanh",
+                      actor_features: int | None = None) -> ActorCritic:
     """The actor-critic for these spaces (see the module docstring for the architecture).
 
     Args:
@@ -254,6 +261,8 @@ def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic
       squash: a tanh-squashed Gaussian policy (:class:`TanhGaussian`) for Box actions, instead
         of a Gaussian whose samples are clipped at the env.
       activation: the MLP hidden layers' nonlinearity, a name of :data:`ACTIVATIONS`.
+      actor_features: the actor sees only this many leading features of the flat observation
+        (an env's ``policy_observation_size``: the critic alone reads the privileged rest).
     """
     action_size, discrete = policy_head(action_space, squash)
     shape = tuple(observation_space.shape)
@@ -265,10 +274,13 @@ def make_actor_critic(observation_space: Box, action_space, actor_hidden, critic
         channels = tuple(conv_channels)
     else:
         channels = ()
+    if actor_features is not None and channels:
+        raise ValueError("torso: an asymmetric actor-critic (the env's privileged critic "
+                         "observation) needs flat observations, not the CNN torso")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}")
     return ActorCritic(shape, action_size, discrete, tuple(actor_hidden), tuple(critic_hidden),
-                       channels, squash, activation)
+                       channels, squash, activation, actor_features)
 
 
 def resolve_torso(torso: str, obs_shape: Sequence[int]) -> str:

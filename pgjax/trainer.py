@@ -71,9 +71,14 @@ def make_env(config: Config):
 
 def make_network(config: Config, env):
     """The actor-critic the config describes, for ``env``'s spaces (recurrent with
-    ``memory="gru"``)."""
+    ``memory="gru"``); an env declaring ``policy_observation_size`` (a Playground task with
+    ``critic_observation_key``) gets an actor that reads only those leading features."""
     config = resolve_defaults(config)
+    actor_features = getattr(env, "policy_observation_size", None)
     if config.recurrent:
+        if actor_features is not None:
+            raise ValueError(f"memory: {config.env_id} gives its critic a privileged observation; "
+                             "memory='gru' does not support an asymmetric actor-critic yet")
         return make_recurrent_actor_critic(
             env.observation_space, env.action_space, config.actor_hidden, config.critic_hidden,
             memory_size=config.memory_size, squash=config.action_head == "tanh",
@@ -82,7 +87,7 @@ def make_network(config: Config, env):
                              config.critic_hidden, torso=config.torso,
                              conv_channels=config.conv_channels,
                              squash=config.action_head == "tanh",
-                             activation=config.activation)
+                             activation=config.activation, actor_features=actor_features)
 
 
 def episode_metrics(transitions):

@@ -113,6 +113,61 @@ def test_dict_observations_give_the_policy_one_key():
         PlaygroundEnv(DictObs(), "playground/DictObs", 10, observation_key="pixels")
 
 
+class Walker(NamedTuple):
+    obs: dict
+    reward: jax.Array
+    done: jax.Array
+
+
+class PrivilegedWalker:
+    """A stand-in MjxEnv whose dict observation has a privileged part (as Playground's
+    locomotion tasks have): 3 features for the policy, 7 for the critic only."""
+
+    action_size = 2
+
+    def reset(self, key):
+        return self._state(jax.random.normal(key, (10,)))
+
+    def step(self, state, action):
+        x = jnp.concatenate([state.obs["state"], state.obs["privileged_state"]])
+        return self._state(0.9 * x + jnp.sum(action))
+
+    def _state(self, x):
+        return Walker({"state": x[:3], "privileged_state": x[3:]}, jnp.sum(x[:3]),
+                      jnp.zeros(()))
+
+
+def test_privileged_critic_observation_is_seen_by_the_critic_only():
+    """critic_observation_key: the observation is the policy's part followed by the
+    privileged part; the actor reads the first 3 features only (its output does not move
+    when the privileged part does), the critic all 10; it trains; memory is refused."""
+    from pgjax.envs import AutoReset
+    from pgjax.envs.playground_adapter import PlaygroundEnv
+    from pgjax.trainer import make_network
+
+    env = AutoReset(PlaygroundEnv(PrivilegedWalker(), "playground/Walker", 10,
+                                  critic_observation_key="privileged_state"))
+    assert env.observation_space.shape == (10,) and env.policy_observation_size == 3
+    state, obs = env.reset(jax.random.key(0))
+    np.testing.assert_array_equal(obs[:3], state.brax_state.obs["state"])
+    config = pgjax.make_config("ppo", env, **TINY)
+    network = make_network(config, env)
+    params = network.init(jax.random.key(1))
+    assert params.actor["mlp"][0]["w"].shape[0] == 3
+    assert params.critic["mlp"][0]["w"].shape[0] == 10
+    moved = obs.at[3:].add(5.0)
+    np.testing.assert_array_equal(network.policy(params.actor, moved).mean,
+                                  network.policy(params.actor, obs).mean)
+    assert not np.allclose(network.value(params.critic, moved), network.value(params.critic, obs))
+    _, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(2))
+    assert np.isfinite(metrics["value_loss"]).all()
+    with pytest.raises(ValueError, match="memory: .*privileged"):
+        make_network(config.replace(memory="gru"), env)
+    with pytest.raises(ValueError, match="critic_observation_key: 'pixels' is not one of"):
+        PlaygroundEnv(PrivilegedWalker(), "playground/Walker", 10,
+                      critic_observation_key="pixels")
+
+
 def test_importing_pgjax_does_not_import_playground():
     code = ("import sys, pgjax; pgjax.envs.make('CartPole-v1'); "
             "pgjax.make_config('ppo', 'Pendulum-v1'); "

@@ -70,7 +70,8 @@ class BraxEnv:
         self.matmul_precision = matmul_precision
         # Brax's ``env.observation_size`` runs a reset op by op (15 s for hopper on a CPU);
         # tracing it gives the same shape in half a second.
-        observation = self.observation(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs)
+        self.raw_observation = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs  #: shapes
+        observation = jax.eval_shape(self.observation, self.raw_observation)
         self.observation_space = Box.make(-jnp.inf, jnp.inf, observation.shape)
         self.action_space = Box.make(-1.0, 1.0, (env.action_size,))
 

@@ -18,15 +18,20 @@ float32 matmul precision on GPUs (``matmul_precision``,
 :mod:`pgjax.envs.brax_adapter`'s docstring).
 
 Observations: the DM Control Suite tasks return one flat array. Tasks with dict observations
-(locomotion, manipulation) give the policy ``obs[observation_key]`` (``"state"`` by default;
-``"privileged_state"`` holds what an asymmetric critic may see — pgjax's actor and critic read
-the same key for now). The locomotion and manipulation tasks download mujoco_menagerie (a git
+(locomotion, manipulation) give the policy ``obs[observation_key]`` (``"state"`` by default).
+``critic_observation_key="privileged_state"`` makes the actor-critic asymmetric, as
+Playground's own PPO trains those tasks: the observation is then ``obs[observation_key]``
+followed by ``obs[critic_observation_key]`` (both flattened; normalised together), the env
+declares ``policy_observation_size`` (the first part's length), the actor reads only that
+part and the critic all of it — the privileged simulator state helps the value function and
+is never needed to act. A trained policy is evaluated on the same concatenated observations. The locomotion and manipulation tasks download mujoco_menagerie (a git
 clone) at their first load (:func:`downloads_models` says which); CI uses DM Control only.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -69,21 +74,37 @@ def downloads_models(name: str) -> bool:
 class PlaygroundEnv(BraxEnv):
     """A Playground ``MjxEnv`` without auto-reset (:class:`pgjax.envs.brax_adapter.BraxEnv`'s
     time limit), ``action_repeat`` physics steps per action (rewards summed, as Playground's
-    wrapper does), the policy's key of a dict observation."""
+    wrapper does), the policy's key of a dict observation (and the critic's privileged one
+    after it, with ``critic_observation_key``: module docstring)."""
 
     def __init__(self, env, name: str, episode_length: int, action_repeat: int = 1,
-                 observation_key: str = "state", matmul_precision: str = PHYSICS_PRECISION):
+                 observation_key: str = "state", matmul_precision: str = PHYSICS_PRECISION,
+                 critic_observation_key: str | None = None):
         self.action_repeat = int(action_repeat)
         self.observation_key = observation_key
+        self.critic_observation_key = critic_observation_key
         super().__init__(env, name, episode_length, matmul_precision)
+        if critic_observation_key is not None:
+            #: the actor's share of each observation (its leading features)
+            self.policy_observation_size = math.prod(
+                self.raw_observation[observation_key].shape)
 
     def observation(self, raw_obs):
+        keys = [("observation_key", self.observation_key)]
+        if self.critic_observation_key is not None:
+            keys.append(("critic_observation_key", self.critic_observation_key))
         if not isinstance(raw_obs, Mapping):
+            if len(keys) > 1:
+                raise ValueError(f"critic_observation_key: {self.name}'s observation is one "
+                                 "array, not a dict with a privileged part")
             return raw_obs
-        if self.observation_key not in raw_obs:
-            raise ValueError(f"observation_key: {self.observation_key!r} is not one of "
-                             f"{self.name}'s observation keys ({', '.join(raw_obs)})")
-        return raw_obs[self.observation_key]
+        for field, key in keys:
+            if key not in raw_obs:
+                raise ValueError(f"{field}: {key!r} is not one of {self.name}'s observation "
+                                 f"keys ({', '.join(raw_obs)})")
+        if len(keys) == 1:
+            return raw_obs[self.observation_key]
+        return jnp.concatenate([jnp.ravel(raw_obs[key]) for _, key in keys])
 
     def step(self, key, state, action):
         del key  # MJX dynamics are deterministic
@@ -105,6 +126,7 @@ class PlaygroundEnv(BraxEnv):
 
 def make_playground(name: str, impl: str = DEFAULT_IMPL, episode_length: int | None = None,
                     action_repeat: int | None = None, observation_key: str = "state",
+                    critic_observation_key: str | None = None,
                     matmul_precision: str = PHYSICS_PRECISION, **config_overrides) -> AutoReset:
     """``playground/<name>`` with pgjax's auto-reset (module docstring)."""
     registry = _import_registry()
@@ -120,4 +142,5 @@ def make_playground(name: str, impl: str = DEFAULT_IMPL, episode_length: int | N
     check_precision(matmul_precision)
     env = registry.load(name, config_overrides={"impl": impl, **config_overrides})
     return AutoReset(PlaygroundEnv(env, f"playground/{name}", int(episode_length),
-                                   int(action_repeat), observation_key, matmul_precision))
+                                   int(action_repeat), observation_key, matmul_precision,
+                                   critic_observation_key))
