@@ -104,8 +104,10 @@ class AutoReset(Wrapper):
     ``OptimisticResetVecEnvWrapper`` and its ``reset_ratio``): the ``j``-th env to finish at
     that step (in env order) starts from pool state ``j mod K``. Each start is still a fresh
     draw from the initial-state distribution, independent of every earlier step's; only when
-    more than ``K`` envs finish at the same step do some of them share a start.
-    ``reset_ratio=1`` is exactly the default.
+    more than ``K`` envs finish at the same step do some of them share a start. The pool is
+    computed only at a step where some env finished (skipped otherwise, unless the batch is
+    itself inside an outer ``vmap``, which evaluates both branches). ``reset_ratio=1`` is
+    exactly the default.
     """
 
     def __init__(self, env, reset_ratio: int | None = None):
