@@ -15,10 +15,13 @@ generalized (1000, 1000 on 2 seeds at 1M steps) and not on spring (785, 863).
 Matmul precision: the physics (every ``reset`` and ``step`` of the Brax or Playground env) is
 traced under ``jax.default_matmul_precision("highest")`` — full float32 matmuls — while pgjax's
 networks keep the backend's default. On Ampere and newer NVIDIA GPUs the default float32
-matmul is TF32 (10-bit mantissa), which broke Playground's training in
-mujoco_playground#86; the networks train well at TF32 and keep its speed. On a CPU both are
-float32 and nothing changes. ``matmul_precision="default"`` (or any name
-``jax.default_matmul_precision`` takes) chooses otherwise.
+matmul is TF32 (10-bit mantissa), under which Playground's training degraded
+(mujoco_playground#86; Playground's notebooks set "highest" for the whole program): the
+simulation gets full precision wherever it runs, the networks TF32's speed. Not yet measured on
+a GPU; to run the networks at full precision too, call
+``jax.config.update("jax_default_matmul_precision", "highest")``. On a CPU both are float32
+and nothing changes. ``matmul_precision="default"`` (or any name
+``jax.default_matmul_precision`` takes) chooses otherwise for the physics.
 """
 
 from __future__ import annotations
