@@ -97,6 +97,9 @@ def _report(result, out) -> None:
           f"(mean over the episodes of the last {result.summary['final_return_window']:.0%} "
           f"of updates):")
     print(_results_table(result.summary))
+    if any(math.isnan(r) for r in result.summary["final_return"]):
+        print(f"(nan: no episode ended in those updates — long episodes over many envs; "
+              f"`pgjax eval {out}` plays the trained policy)")
     print(f"\nwrote {out}/metrics.csv, summary.json, curve.png")
 
 

@@ -180,7 +180,8 @@ def test_cli_errors_exit_nonzero_with_one_line(capsys):
 
     for argv in (["train", "ppx", "CartPole-v1"], ["train", "ppo", "CartPol-v1"],
                  ["train", "ppo", "CartPole-v1", "--set", "learning_rate=-1"],
-                 ["train", "ppo", "CartPole-v1", "--set", "num_minibatches=7"]):
+                 ["train", "ppo", "CartPole-v1", "--set", "num_minibatches=7"],
+                 ["train", "ppo", "CartPole-v1", "--preset", "playground"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("pgjax: error:") and "\n" not in err
