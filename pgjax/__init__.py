@@ -4,7 +4,7 @@ from pgjax import advantages, distributions, drifts, envs, losses
 from pgjax.advantages import gae
 from pgjax.algorithms import register, register_drift
 from pgjax.config import ALGORITHMS, Config, make_config, stack_configs
-from pgjax.devices import use_host_devices
+from pgjax.devices import use_compile_cache, use_host_devices
 from pgjax.policy import evaluate, initial_memory, make_policy
 from pgjax.trainer import METRICS, TrainState, make_train, make_trainer
 
@@ -33,6 +33,7 @@ __all__ = [
     "resume",
     "sweep",
     "train",
+    "use_compile_cache",
     "use_host_devices",
 ]
 

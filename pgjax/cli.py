@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from pgjax.cli_args import parse_sets
-from pgjax.devices import use_host_devices
+from pgjax.devices import use_compile_cache, use_host_devices
 
 
 def _results_table(summary) -> str:
@@ -237,6 +237,10 @@ def _checkpoint_arguments(parser) -> None:
     parser.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
 
 
+NO_CACHE_HELP = ("compile every program afresh instead of loading it from JAX's persistent "
+                 "compilation cache (default: on, in PGJAX_COMPILE_CACHE or ~/.cache/pgjax/xla)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pgjax import cli_meta
 
@@ -257,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="another registered preset of the algorithm for this env, e.g. "
                             "playground (Playground's Brax-PPO settings, 2048 envs: for a GPU)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     _checkpoint_arguments(train)
     train.set_defaults(func=cmd_train)
     resume = sub.add_parser("resume", help="continue a run or a sweep from its latest good "
@@ -264,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", help="the run directory (its checkpoints/ folder) or a sweep "
                         "directory (its spec.json)")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    resume.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     _checkpoint_arguments(resume)
     resume.set_defaults(func=cmd_resume)
     evaluation = sub.add_parser("eval", help="evaluate the policies a `pgjax train` run saved")
@@ -272,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--deterministic", action="store_true",
                             help="act with the distribution's mode instead of sampling")
     evaluation.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    evaluation.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     evaluation.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="algorithms × envs × seeds × hyperparameter grid, one "
                         "compile per program shape, over every device (see pgjax.sweeps)")
@@ -288,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="optional metric sinks (one run per seed)")
     sw.add_argument("--out", default="sweeps/sweep", help="sweep directory (resumes if it exists)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     _checkpoint_arguments(sw)  # each group's, in DIR/groups/<id>/checkpoints
     sw.add_argument("--coordinator", default=None,
                     help="jax.distributed coordinator host:port (multi-process sweeps)")
@@ -313,6 +321,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     use_host_devices()  # every CPU core: one XLA host device each (before JAX starts)
+    if not getattr(args, "no_compile_cache", True):
+        use_compile_cache()  # the same config again: its programs load instead of compiling
     try:
         return args.func(args)
     except (ValueError, TypeError) as error:

@@ -88,4 +88,6 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run directory (resumes if it holds one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="compile every program afresh (no persistent compilation cache)")
     p.set_defaults(func=cmd_meta)

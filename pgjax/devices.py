@@ -95,3 +95,33 @@ def warn_if_one_core(seeds: int) -> None:
         warnings.warn(f"pgjax: {seeds} seeds on 1 CPU device of a {cores}-core machine; call "
                       "pgjax.use_host_devices() before the first JAX computation to run them "
                       "on every core", stacklevel=3)
+
+
+def compile_cache_dir() -> str:
+    """Where :func:`use_compile_cache` keeps compiled programs by default:
+    ``PGJAX_COMPILE_CACHE``, else ``$XDG_CACHE_HOME/pgjax/xla`` (``~/.cache/pgjax/xla``)."""
+    if os.environ.get("PGJAX_COMPILE_CACHE"):
+        return os.environ["PGJAX_COMPILE_CACHE"]
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "pgjax", "xla")
+
+
+def use_compile_cache(path: str | None = None, min_compile_seconds: float = 1.0) -> str:
+    """Keep compiled XLA programs on disk (JAX's persistent compilation cache), so that running
+    the same config again loads its programs instead of compiling them; returns the directory
+    (default :func:`compile_cache_dir`). Programs that compiled in under
+    ``min_compile_seconds`` are not kept. The ``pgjax`` command line calls it (its
+    ``--no-compile-cache`` does not); call it before the first JAX compilation.
+
+    Example (a script's first lines)::
+
+        import pgjax
+        pgjax.use_host_devices()
+        pgjax.use_compile_cache()   # ~/.cache/pgjax/xla
+    """
+    import jax
+
+    path = os.path.abspath(path or compile_cache_dir())
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    return path

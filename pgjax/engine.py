@@ -15,8 +15,11 @@ an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -242,26 +245,28 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
     mapped_init, mapped_chunk = over_runs(init, devices), over_runs(chunk, devices)
     init_jit = jax.jit(lambda c, k: mapped_init((c, k)))
     chunk_jit = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
-    t0 = time.perf_counter()
-    restored, like = None, jax.eval_shape(init_jit, configs, keys)
-    if checkpoints is not None:
-        restored = checkpoints.restore(runs, like, lambda step: jax.tree.map(
-            lambda v: np.zeros((runs, step), v.dtype), jax.eval_shape(chunk_jit, configs, like)[1]))
-    if restored is None:
-        init_fn = init_jit.lower(configs, keys).compile()
-        compile_seconds = time.perf_counter() - t0
+    with _compiling(f"{batch.name} ×{runs}", progress):
         t0 = time.perf_counter()
-        state, done, chunks = init_fn(configs, keys), 0, []
-    else:  # padded runs are copies of run ``which[i]``, at the same state
-        compile_seconds = time.perf_counter() - t0
+        restored, like = None, jax.eval_shape(init_jit, configs, keys)
+        if checkpoints is not None:
+            restored = checkpoints.restore(runs, like, lambda step: jax.tree.map(
+                lambda v: np.zeros((runs, step), v.dtype),
+                jax.eval_shape(chunk_jit, configs, like)[1]))
+        if restored is None:
+            init_fn = init_jit.lower(configs, keys).compile()
+            compile_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            state, done, chunks = init_fn(configs, keys), 0, []
+        else:  # padded runs are copies of run ``which[i]``, at the same state
+            compile_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            done, host, history = restored
+            state = from_host(jax.tree.map(lambda x: global_array(x[which], devices), host), like)
+            chunks = [history]
+        init_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        done, host, history = restored
-        state = from_host(jax.tree.map(lambda x: global_array(x[which], devices), host), like)
-        chunks = [history]
-    init_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chunk_fn = chunk_jit.lower(configs, state).compile()
-    compile_seconds += time.perf_counter() - t0
+        chunk_fn = chunk_jit.lower(configs, state).compile()
+        compile_seconds += time.perf_counter() - t0
 
     steps_per_update = batch.configs[0].batch_size
     bar = _progress_bar(progress, runs * num_updates * steps_per_update,
@@ -302,6 +307,36 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
     return BatchResult(state, join_chunks(chunks, metric_names(batch.configs[0])), devices,
                        len(which), length, compile_seconds, run_seconds, ran / run_seconds,
                        resumed_at, 0 if checkpoints is None else checkpoints.saved)
+
+
+@contextlib.contextmanager
+def _compiling(label: str, show: bool):
+    """``compiling LABEL …`` on stderr while a batch's programs compile (on a terminal with the
+    seconds so far, each second), then the seconds it took: no silent minutes before the
+    progress bar (a Brax env compiles for minutes on a CPU)."""
+    if not show:
+        yield
+        return
+    start, stream, stop = time.perf_counter(), sys.stderr, threading.Event()
+    live = stream.isatty()
+
+    def tick():
+        while not stop.wait(1.0):
+            stream.write(f"\rcompiling {label} … {time.perf_counter() - start:.0f} s")
+            stream.flush()
+
+    if live:
+        threading.Thread(target=tick, daemon=True).start()
+    else:
+        stream.write(f"compiling {label} …\n")
+    try:
+        yield
+    finally:
+        stop.set()
+        elapsed = time.perf_counter() - start
+        stream.write(f"\rcompiling {label} … {elapsed:.1f} s\n" if live
+                     else f"compiled {label} in {elapsed:.1f} s\n")
+        stream.flush()
 
 
 def _progress_bar(progress: bool, total: int, initial: int, label: str):

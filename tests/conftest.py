@@ -15,6 +15,7 @@ pgjax.use_host_devices()
 # environment variable carries it to the tests' subprocesses.
 _CACHE = tempfile.mkdtemp(prefix="pgjax-tests-xla-cache-")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+os.environ["PGJAX_COMPILE_CACHE"] = _CACHE  # the CLI's cache, when a test runs it
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

@@ -67,3 +67,32 @@ def test_make_train_warns_while_the_cpu_scheduler_that_hangs_vmapped_runs_is_on(
         print("ok")
     """, flags="")
     assert out.strip().endswith("ok"), out
+
+
+def test_cli_keeps_compiled_programs_and_says_it_is_compiling(tmp_path):
+    """`pgjax train` stores its programs in the persistent compilation cache
+    (PGJAX_COMPILE_CACHE) and prints a compiling line, then its seconds, before training."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["PGJAX_COMPILE_CACHE"] = str(tmp_path / "cache")
+    out = subprocess.run(
+        [sys.executable, "-m", "pgjax", "train", "ppo", "CartPole-v1", "--total-timesteps",
+         "4096", "--no-checkpoints", "--out", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "compiling ppo gymnax/CartPole-v1 ×1 …" in out.stderr
+    assert "compiled ppo gymnax/CartPole-v1 ×1 in" in out.stderr
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_no_compile_cache_flag_turns_the_cache_off(monkeypatch):
+    import pgjax.cli
+
+    calls = []
+    monkeypatch.setattr(pgjax.cli, "use_compile_cache", lambda: calls.append(1))
+    bad = ["train", "ppo", "CartPole-v1", "--set", "learning_rate=-1"]
+    assert pgjax.cli.main(bad + ["--no-compile-cache"]) == 2 and calls == []
+    assert pgjax.cli.main(bad) == 2 and calls == [1]
+    for argv in (["sweep", "--no-compile-cache"], ["resume", "x", "--no-compile-cache"],
+                 ["eval", "x", "--no-compile-cache"],
+                 ["meta", "lpo", "CartPole-v1", "--no-compile-cache"]):
+        assert pgjax.cli.build_parser().parse_args(argv).no_compile_cache
