@@ -24,8 +24,9 @@ Playground's own PPO trains those tasks: the observation is then ``obs[observati
 followed by ``obs[critic_observation_key]`` (both flattened; normalised together), the env
 declares ``policy_observation_size`` (the first part's length), the actor reads only that
 part and the critic all of it — the privileged simulator state helps the value function and
-is never needed to act. A trained policy is evaluated on the same concatenated observations. The locomotion and manipulation tasks download mujoco_menagerie (a git
-clone) at their first load (:func:`downloads_models` says which); CI uses DM Control only.
+is never needed to act. A trained policy is evaluated on the same concatenated observations.
+The locomotion and manipulation tasks download mujoco_menagerie (a git clone) at their first
+load (:func:`downloads_models` says which); CI uses DM Control only.
 """
 
 from __future__ import annotations
