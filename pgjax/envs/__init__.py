@@ -96,13 +96,14 @@ def canonical_id(env_id: str) -> str:
     from pgjax.envs.brax_adapter import brax_ids
     from pgjax.envs.gymnax_adapter import gymnax_ids
     from pgjax.envs.playground_adapter import INSTALL_HINT, playground_ids
+    from pgjax.extras import install_hint
 
     if env_id in _registry:
         return env_id
     family, _, name = env_id.rpartition("/")
     if family == "brax":
         if not brax_ids():
-            raise ValueError(f"env: {env_id} needs the brax extra: pip install 'pgjax[brax]'")
+            raise ValueError(f"env: {env_id} needs the brax extra: {install_hint('brax')}")
         if name in brax_ids():
             return env_id
     elif family == "playground":

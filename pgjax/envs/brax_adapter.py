@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.envs.core import AutoReset, Box
+from pgjax.extras import install_hint, quiet_import
 
 DEFAULT_BACKEND = "generalized"
 DEFAULT_EPISODE_LENGTH = 1000
@@ -41,8 +42,9 @@ PHYSICS_PRECISION = "highest"  #: matmul precision of the physics (module docstr
 
 def _import_brax_envs():
     if importlib.util.find_spec("brax") is None:
-        raise ImportError("Brax environments need the brax extra: pip install 'pgjax[brax]'")
-    import brax.envs
+        raise ImportError(f"Brax environments need the brax extra: {install_hint('brax')}")
+    with quiet_import():  # MJX's "Failed to import warp", jaxopt's deprecation (pgjax.extras)
+        import brax.envs
 
     return brax.envs
 
@@ -118,7 +120,8 @@ def make_brax(name: str, backend: str = DEFAULT_BACKEND,
     if int(episode_length) < 1:
         raise ValueError(f"episode_length: {episode_length} must be a positive integer")
     check_precision(matmul_precision)
-    env = envs.get_environment(name, backend=backend, **kwargs)
+    with quiet_import(capture_output=False):  # Brax's "not actively maintained" warning
+        env = envs.get_environment(name, backend=backend, **kwargs)
     return AutoReset(BraxEnv(env, f"brax/{name}", episode_length, matmul_precision))
 
 

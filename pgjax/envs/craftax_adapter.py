@@ -28,13 +28,13 @@ import importlib.util
 import jax.numpy as jnp
 
 from pgjax.envs.core import AutoReset, Box, Discrete
+from pgjax.extras import install_hint
 
 NAMES = ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Symbolic-v1",
          "Craftax-Pixels-v1")
 #: envs per fresh world per step (Craftax's own PPO uses 16, for 1024 envs on a GPU)
 DEFAULT_RESET_RATIO = 64
-INSTALL_HINT = ("Craftax environments need the craftax extra: pip install 'pgjax[craftax]' "
-                "(from a clone: pip install -e '.[craftax]')")
+INSTALL_HINT = f"Craftax environments need the craftax extra: {install_hint('craftax')}"
 NO_TIME_LIMIT = 2 ** 31 - 1
 
 

@@ -39,16 +39,18 @@ import jax.numpy as jnp
 
 from pgjax.envs.brax_adapter import PHYSICS_PRECISION, BraxEnv, BraxState, check_precision
 from pgjax.envs.core import AutoReset
+from pgjax.extras import install_hint, quiet_import
 
 DEFAULT_IMPL = "jax"
 INSTALL_HINT = ("MuJoCo Playground environments need the playground extra: "
-                "pip install 'pgjax[playground]' (from a clone: pip install -e '.[playground]')")
+                f"{install_hint('playground')}")
 
 
 def _import_registry():
     if importlib.util.find_spec("mujoco_playground") is None:
         raise ImportError(INSTALL_HINT)
-    from mujoco_playground import registry
+    with quiet_import():  # MJX's "Failed to import warp", jaxopt's deprecation (pgjax.extras)
+        from mujoco_playground import registry
 
     return registry
 
@@ -141,7 +143,8 @@ def make_playground(name: str, impl: str = DEFAULT_IMPL, episode_length: int | N
         if int(value) < 1 or int(value) != value:
             raise ValueError(f"{field}: {value} must be a positive integer")
     check_precision(matmul_precision)
-    env = registry.load(name, config_overrides={"impl": impl, **config_overrides})
+    with quiet_import(capture_output=False):  # (a model download prints its progress)
+        env = registry.load(name, config_overrides={"impl": impl, **config_overrides})
     return AutoReset(PlaygroundEnv(env, f"playground/{name}", int(episode_length),
                                    int(action_repeat), observation_key, matmul_precision,
                                    critic_observation_key))
