@@ -1,7 +1,8 @@
 """Statistics researchers publish for RL benchmarks, in vectorised numpy: the interquartile mean
 (IQM), stratified bootstrap confidence intervals, score normalisation and performance profiles
 (Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical Precipice",
-NeurIPS; the definitions of ``rliable``), and the plots of a sweep directory.
+NeurIPS; the definitions of ``rliable``), and the plots of training runs and sweeps
+(:func:`plot_runs`, ``pgjax plot DIR [DIR ...]``).
 
 Scores are arrays ``[..., runs, tasks]``: runs (seeds) of one method on each task (env).
 """
@@ -9,11 +10,14 @@ Scores are arrays ``[..., runs, tasks]``: runs (seeds) of one method on each tas
 from __future__ import annotations
 
 import csv
-import warnings
+import dataclasses
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from pgjax.results import load_results, load_sweep
 
 __all__ = [
     "aggregate_iqm",
@@ -24,6 +28,7 @@ __all__ = [
     "load_sweep",
     "normalize",
     "performance_profile",
+    "plot_runs",
     "plot_sweep",
 ]
 
@@ -121,47 +126,16 @@ def performance_profile(scores, taus):
     return above.mean(axis=(-3, -2))
 
 
-# --- sweep directories ----------------------------------------------------------------------
+# --- run and sweep directories --------------------------------------------------------------
 
 
-def _method(row, swept):
-    label = " ".join(f"{k}={row[k]}" for k in swept if row.get(k, "") != "")
-    return f"{row['algo']} {label}".strip()
+@dataclasses.dataclass
+class Plots:
+    """What :func:`plot_runs` wrote, and how the aggregate normalised the scores."""
 
-
-def load_sweep(directory, metric: str = "episodic_return"):
-    """Read a sweep directory into ``(final, curves)``.
-
-    ``final[method][env]``: final returns per seed (``[seeds]``); ``curves[method][env]``:
-    ``(env_steps [updates], values [seeds, updates])`` of ``metric``. A method is the algorithm
-    with its swept hyperparameter values (``"ppo learning_rate=0.001"``).
-    """
-    directory = Path(directory)
-    fixed = {"group", "algo", "env", "seed", "update", "env_steps", "metric", "value",
-             "final_return"}
-    final: dict = {}
-    with open(directory / "final.csv") as f:
-        reader = csv.DictReader(f)
-        swept = [k for k in reader.fieldnames if k not in fixed]
-        for row in reader:
-            final.setdefault(_method(row, swept), {}).setdefault(row["env"], []).append(
-                float(row["final_return"]))
-    points: dict = {}
-    with open(directory / "results.csv") as f:
-        for row in csv.DictReader(f):
-            if row["metric"] != metric:
-                continue
-            run = points.setdefault(_method(row, swept), {}).setdefault(row["env"], {})
-            run.setdefault(int(row["seed"]), []).append((int(row["env_steps"]),
-                                                         float(row["value"])))
-    curves = {}
-    for method, envs in points.items():
-        for env, seeds in envs.items():
-            ordered = [sorted(seeds[s]) for s in sorted(seeds)]
-            steps = np.array([p[0] for p in ordered[0]])
-            values = np.array([[p[1] for p in run] for run in ordered])
-            curves.setdefault(method, {})[env] = (steps, values)
-    return ({m: {e: np.array(v) for e, v in envs.items()} for m, envs in final.items()}, curves)
+    paths: list  #: the images and ``summary.csv``
+    normalisation: str  #: the sentence the aggregate figure states
+    bounds: dict  #: ``env → (low, high)`` used to normalise
 
 
 def _forward_fill(values):
@@ -173,20 +147,32 @@ def _forward_fill(values):
     return out
 
 
-def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None = None):
-    """``pgjax plot DIR``: write ``curves.png`` (IQM return against env steps per env, 95%
-    bootstrap band over seeds), ``final.png`` (final-return IQM and 95% CI per method and env),
-    ``aggregate.png`` (IQM with stratified-bootstrap CI across envs and the performance
-    profile, on scores normalised per env by ``references[env] = (low, high)`` or else by the
-    lowest and highest final return in the sweep) and ``summary.csv``. Returns the paths."""
+def plot_runs(directories, out=None, *, reps: int = 2000, references: dict | None = None,
+              metric: str = "episodic_return") -> Plots:
+    """``pgjax plot DIR [DIR ...]``: training runs and sweeps compared on one set of figures.
+
+    Writes ``curves.png`` (IQM of ``metric`` against env steps per env, 95% bootstrap band over
+    seeds), ``final.png`` (final-return IQM and 95% CI per method and env), ``aggregate.png``
+    (IQM with stratified-bootstrap CI across envs and the performance profile, on scores
+    normalised per env as ``(x − low)/(high − low)`` with ``references[env] = (low, high)``, or
+    else the lowest and highest final return plotted — the figure says which) and
+    ``summary.csv`` into ``out`` (default: ``DIR/plots`` for one directory, ``plots`` for
+    several). ``directories`` are ``pgjax train`` or ``pgjax sweep`` directories
+    (:func:`pgjax.results.load_results`); a reference's env is the env id or its bare name
+    (``CartPole-v1`` for ``gymnax/CartPole-v1``).
+    """
     from pgjax.run_files import figure  # no pyplot: a notebook's backend stays as it is
 
-    directory = Path(directory)
-    out = Path(out) if out is not None else directory / "plots"
-    out.mkdir(parents=True, exist_ok=True)
-    final, curves = load_sweep(directory)
+    directories = [directories] if isinstance(directories, (str, Path)) else list(directories)
+    results = load_results(directories, metric)
+    final, curves = results.final, results.curves
     methods = list(final)
     envs = list(dict.fromkeys(e for m in methods for e in final[m]))
+    bounds, note = _bounds(final, methods, envs, references or {})
+    if out is None:
+        out = Path(directories[0]) / "plots" if len(directories) == 1 else Path("plots")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
 
     fig, axes = figure(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
@@ -200,7 +186,7 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
             point, low, high = bootstrap_ci(filled[:, None, ok], reps=reps)
             line, = ax.plot(steps[ok], point, label=method, lw=1.5)
             ax.fill_between(steps[ok], low, high, color=line.get_color(), alpha=0.2)
-        ax.set(title=env, xlabel="env steps", ylabel="episodic return (IQM, 95% CI)")
+        ax.set(title=env, xlabel="env steps", ylabel=f"{metric} (IQM, 95% CI)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     paths.append(_save(fig, out / "curves.png"))
@@ -210,8 +196,8 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
                        squeeze=False)
     for ax, env in zip(axes[0], envs):
         for i, method in enumerate(methods):
-            scores = final[method].get(env)
-            if scores is None or not np.isfinite(scores).all():
+            scores = _finite(final[method].get(env))
+            if not scores.size:
                 continue
             point, low, high = bootstrap_ci(scores[:, None], reps=reps)
             rows.append([method, env, len(scores), float(point), float(low), float(high),
@@ -222,11 +208,13 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
         ax.grid(alpha=0.3, axis="x")
     paths.append(_save(fig, out / "final.png"))
 
-    normalised = _normalised(final, methods, envs, references)
-    fig, (left, right) = figure(1, 2, figsize=(11, 0.5 * len(methods) + 2.5))
+    normalised = _normalised(final, methods, envs, bounds)
+    fig, (left, right) = figure(1, 2, figsize=(11, 0.5 * len(methods) + 3))
     taus = np.linspace(0.0, 1.0, 101)
     for i, method in enumerate(methods):
         scores = normalised[method]
+        if not scores.size:
+            continue
         point, low, high = bootstrap_ci(scores, reps=reps)
         rows.append([method, "aggregate (normalised)", scores.shape[0], float(point),
                      float(low), float(high), float(scores.mean())])
@@ -239,36 +227,73 @@ def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None
     right.legend(fontsize=7)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    paths.append(_save(fig, out / "aggregate.png"))
+    fig.text(0.01, 0.01, textwrap.fill(note, 150), fontsize=7, va="bottom")
+    paths.append(_save(fig, out / "aggregate.png", rect=(0, 0.1, 1, 1)))
 
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "env", "runs", "iqm", "ci_low", "ci_high", "mean"])
         writer.writerows([[*r[:3], *(f"{v:.6g}" for v in r[3:])] for r in rows])
     paths.append(out / "summary.csv")
-    return paths
+    return Plots(paths, note, bounds)
 
 
-def _normalised(final, methods, envs, references):
-    """``method -> [runs, envs]`` normalised final returns (runs common to every env)."""
-    bounds = {}
+def plot_sweep(directory, out=None, *, reps: int = 2000, references: dict | None = None):
+    """``pgjax plot DIR`` for one sweep (or training run) directory: :func:`plot_runs`'s files
+    in ``out`` (default ``DIR/plots``). Returns their paths."""
+    return plot_runs([directory], out, reps=reps, references=references).paths
+
+
+def _finite(scores):
+    scores = np.asarray([] if scores is None else scores, dtype=np.float64)
+    return scores[np.isfinite(scores)]
+
+
+def _short(env: str) -> str:
+    return env[len("gymnax/"):] if env.startswith("gymnax/") else env
+
+
+def _bounds(final, methods, envs, references):
+    """``(env → (low, high), the sentence saying so)``: the references given (by env id or
+    bare name), else the lowest and highest final return plotted."""
+    given = {}
+    for key, value in references.items():
+        matches = [e for e in envs if key in (e, _short(e), e.rpartition("/")[2])]
+        if not matches:
+            raise ValueError(f"--references: {key} is none of the plotted envs "
+                             f"({', '.join(_short(e) for e in envs)})")
+        given.update({e: tuple(float(v) for v in value) for e in matches})
+    bounds, parts = {}, []
     for env in envs:
-        if references and env in references:
-            bounds[env] = references[env]
-        else:
-            values = np.concatenate([final[m][env] for m in methods if env in final[m]])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                bounds[env] = (np.nanmin(values), np.nanmax(values))
+        if env in given:
+            bounds[env] = given[env]
+            parts.append(f"{_short(env)} {bounds[env][0]:g} to {bounds[env][1]:g} (reference)")
+            continue
+        values = np.concatenate([_finite(final[m].get(env)) for m in methods]) if methods \
+            else np.array([])
+        bounds[env] = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        parts.append(f"{_short(env)} {bounds[env][0]:.4g} to {bounds[env][1]:.4g} "
+                     "(lowest to highest final return plotted)")
+    note = ("normalised final return = (return − low) / (high − low) per env; low to high: "
+            + "; ".join(parts))
+    if len(given) < len(envs):
+        note += "; --references ENV=LOW,HIGH sets them (e.g. a random and an expert policy)"
+    return bounds, note
+
+
+def _normalised(final, methods, envs, bounds):
+    """``method → [runs, envs]`` normalised final returns (finite runs common to every env)."""
     out = {}
     for method in methods:
-        runs = min(len(final[method][e]) for e in envs if e in final[method])
-        out[method] = np.stack([normalize(final[method][e][:runs], *bounds[e])
-                                for e in envs if e in final[method]], axis=-1)
+        per_env = [_finite(final[method][e]) for e in envs if e in final[method]]
+        runs = min(len(s) for s in per_env)
+        out[method] = np.stack([normalize(final[method][e][np.isfinite(final[method][e])][:runs],
+                                          *bounds[e]) for e in envs if e in final[method]],
+                               axis=-1)
     return out
 
 
-def _save(fig, path):
-    fig.tight_layout()
+def _save(fig, path, rect=None):
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     return path

@@ -198,10 +198,12 @@ def _sweep_report(result) -> int:
 
 
 def cmd_plot(args) -> int:
-    from pgjax.analysis import plot_sweep
+    from pgjax.analysis import plot_runs
+    from pgjax.results import load_references
 
-    for path in plot_sweep(args.dir, out=args.out):
-        print(f"wrote {path}")
+    plots = plot_runs(args.dirs, out=args.out, references=load_references(args.references))
+    print(f"aggregate.png: {plots.normalisation}")
+    print("wrote " + ", ".join(str(path) for path in plots.paths))
     return 0
 
 
@@ -306,9 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "jax.distributed (CPU: vmapped runs on every core)")
     sw.set_defaults(func=cmd_sweep)
     plot = sub.add_parser("plot", help="learning curves, final-score intervals and an aggregate "
-                          "for a sweep directory")
-    plot.add_argument("dir", help="a directory written by `pgjax sweep`")
-    plot.add_argument("--out", default=None, help="where to write the images (default DIR/plots)")
+                          "of training runs and sweeps, compared on one figure")
+    plot.add_argument("dirs", nargs="+", metavar="DIR",
+                      help="directories written by `pgjax train` or `pgjax sweep`")
+    plot.add_argument("--out", default=None, help="where to write the images (default "
+                      "DIR/plots for one directory, plots/ for several)")
+    plot.add_argument("--references", nargs="+", action="extend", metavar="ENV=LOW,HIGH",
+                      help="per-env scores normalised to 0 and 1 in the aggregate, e.g. "
+                           "CartPole-v1=0,500, or a JSON/YAML file {env: [low, high]} (default: "
+                           "the lowest and highest final return plotted)")
     plot.set_defaults(func=cmd_plot)
     cli_meta.add_parser(sub)
     lst = sub.add_parser("list", help="list algorithms and environments")
