@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from pgjax.cli_args import parse_sets
+from pgjax.cli_report import final_table, written
 from pgjax.devices import use_compile_cache, use_host_devices
 
 
@@ -51,7 +52,8 @@ def cmd_train(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or f"runs/{args.algo}-{config.env_id.split('/')[-1]}-{stamp}"
     result = pgjax.train(config, seeds=args.seeds, out=out, seed=args.seed,
-                         progress=not args.quiet, checkpoint=_checkpoint_options(args))
+                         progress=not args.quiet, checkpoint=_checkpoint_options(args),
+                         sinks=args.sinks or ())
     _report(result, out)
     return 0
 
@@ -100,7 +102,7 @@ def _report(result, out) -> None:
     if any(math.isnan(r) for r in result.summary["final_return"]):
         print(f"(nan: no episode ended in those updates — long episodes over many envs; "
               f"`pgjax eval {out}` plays the trained policy)")
-    print(f"\nwrote {out}/metrics.csv, summary.json, curve.png")
+    print(f"\nwrote {written(out)}")
 
 
 def cmd_eval(args) -> int:
@@ -193,6 +195,9 @@ def _sweep_report(result) -> int:
         print(f"{record['id']:<32} {record['runs']:>4} runs  {record['status']:<8} compile "
               f"{record['compile_seconds']:6.1f} s  run {record['run_seconds']:7.1f} s  "
               f"{record['steps_per_second']:>10,.0f} steps/s")
+    if (Path(result.out) / "final.csv").is_file():  # (process 0 writes it)
+        print("\nfinal return per configuration (over seeds; the last 5% of updates):")
+        print(final_table(Path(result.out) / "final.csv"))
     print(f"wrote {result.out}/results.csv, final.csv, manifest.json")
     return 0
 
@@ -262,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default=None, metavar="NAME",
                        help="another registered preset of the algorithm for this env, e.g. "
                             "playground (Playground's Brax-PPO settings, 2048 envs: for a GPU)")
+    train.add_argument("--sinks", nargs="*", default=None, choices=["tensorboard", "wandb"],
+                       help="optional metric sinks (one run per seed), e.g. --sinks tensorboard")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     _checkpoint_arguments(train)

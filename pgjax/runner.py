@@ -51,7 +51,7 @@ class RunResult:
 
 def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks: int = 20,
           progress: bool = True, devices=None, checkpoint: CheckpointOptions | bool | None = None,
-          resume: bool = False) -> RunResult:
+          resume: bool = False, sinks=()) -> RunResult:
     """Train ``seeds`` independent runs of ``config`` and (optionally) write the run files.
 
     A one-configuration batch of the host engine (:func:`pgjax.engine.run_batch`): seeds are
@@ -68,6 +68,9 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
       resume: continue from the newest good checkpoint in ``out/checkpoints`` (the config,
         seeds, seed and chunking must be the run's; the first difference is named). Without
         it, a directory that already holds checkpoints is refused.
+      sinks: optional metric sinks (:mod:`pgjax.sinks`), ``"tensorboard"``
+        (``out/tensorboard/<name of out>/<algo>-seed<N>``) and/or ``"wandb"`` (a W&B run per
+        seed, grouped under the name of ``out``), written after every chunk; needs ``out``.
 
     Raises:
       NumericalFault: at the first update with a non-finite value (see
@@ -78,11 +81,18 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     length = chunk_length(config.num_updates, num_chunks)
     identity = {"config": config.to_dict(), "seeds": seeds, "seed": seed,
                 "num_updates": config.num_updates, "chunk_length": length}
+    writers = _sinks(sinks, out)  # a missing package is named before anything is written
     checkpoints = _checkpoints(out, checkpoint, resume, identity, num_chunks)
     batch = Batch((config,), seeds, seed, name=f"{config.algo} {config.env_id}")
-    ran = run_batch(batch, num_chunks=num_chunks, devices=devices, progress=progress,
-                    checkpoints=checkpoints, stopped="training",
-                    describe_run=lambda run: f"(seed index {run}, --seed {seed})")
+    try:
+        ran = run_batch(batch, num_chunks=num_chunks, devices=devices, progress=progress,
+                        checkpoints=checkpoints, stopped="training",
+                        on_chunk=_sink_writer(config, seeds, Path(out).name, writers)
+                        if writers else None,
+                        describe_run=lambda run: f"(seed index {run}, --seed {seed})")
+    finally:
+        for sink in writers:
+            sink.close()
     metrics = ran.metrics
     summary = {
         "algo": config.algo,
@@ -118,6 +128,31 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     if out is not None:
         write_run(result, Path(out))
     return result
+
+
+def _sinks(names, out) -> list:
+    """The metric sinks ``names`` under ``out`` (made before anything compiles, so a missing
+    package is named at once)."""
+    if not names:
+        return []
+    if out is None:
+        raise ValueError("sinks: need out (the sinks write under the run directory)")
+    from pgjax.sinks import make_sinks
+
+    return make_sinks(list(names), out)
+
+
+def _sink_writer(config: Config, seeds: int, group: str, sinks: list):
+    """``on_chunk`` of a training run: each seed's chunk of metrics to every sink."""
+    from pgjax.sinks import RunInfo
+
+    def write(metrics):
+        for s in range(seeds):
+            run = RunInfo(group, config.algo, config.env_id, s, {})
+            for sink in sinks:
+                sink.write(run, {k: v[s] for k, v in metrics.items()})
+
+    return write
 
 
 def _checkpoints(out, options, resume: bool, identity: dict, num_chunks: int):

@@ -1,6 +1,8 @@
-"""Optional metric sinks for sweeps: TensorBoard and Weights & Biases, one run per seed, the
-runs of a sweep group sharing a group. Off by default; a backend is imported only when its sink
-is made (``pgjax.sweep(..., sinks=["tensorboard"])``, spec key ``sinks``).
+"""Optional metric sinks for training runs and sweeps: TensorBoard and Weights & Biases, one run
+per seed, the runs of a sweep group (or of a training run) sharing a group. Off by default; a
+backend is imported only when its sink is made (``pgjax.train(..., sinks=["tensorboard"])``,
+``pgjax.sweep(..., sinks=["tensorboard"])``, spec key ``sinks``, ``--sinks`` on the command
+line).
 
 Each sink receives a chunk of metrics after the chunk returns to the host (never from inside the
 compiled program), with the run's group, configuration, seed and swept hyperparameters, so seeds
@@ -83,11 +85,24 @@ class WandbSink:
 
 
 _SINKS = {"tensorboard": TensorBoardSink, "wandb": WandbSink}
+#: sink → (the module it imports, the extra that installs it)
+_NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
 
 
 def make_sinks(names, out) -> list:
-    """The sinks named (``"tensorboard"``, ``"wandb"``), writing under ``out``."""
+    """The sinks named (``"tensorboard"``, ``"wandb"``), writing under ``out``; an unknown
+    name, or a sink whose package is not installed, is a one-line ``ValueError`` (with the
+    install command)."""
+    import importlib.util
+
+    from pgjax.extras import install_hint
+
     unknown = [n for n in names if n not in _SINKS]
     if unknown:
         raise ValueError(f"sinks: unknown sink {unknown[0]!r} (known: {', '.join(_SINKS)})")
+    for name in names:
+        module, extra = _NEEDS[name]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"sinks: {name} needs {module}, which is not installed: "
+                             f"{install_hint(extra)}")
     return [_SINKS[n](out) for n in names]

@@ -1,5 +1,5 @@
 """Files of a sweep: per-group long-format metrics, final returns and the done marker; what a
-group's checkpoints must match; metric sinks."""
+group's checkpoints must match; metric sinks; the lines a sweep prints about its spec and plan."""
 
 from __future__ import annotations
 
@@ -104,3 +104,32 @@ def check_groups(groups, directories, chunk_lengths) -> None:
     if int(broadcast(np.int32(error is not None))):
         raise error or CheckpointMismatch("resume: process 0 found checkpoints of a different "
                                           "run in the sweep directory; nothing was changed")
+
+
+def describe_plan(groups, done, devices, out) -> str:
+    """One line before a sweep starts: its runs, configurations × seeds, groups (one compile
+    each), those already done, and the devices (and processes) they are split over."""
+    runs = sum(len(g.configs) * g.seeds for g in groups)
+    configs = sum(len(g.configs) for g in groups)
+    seeds = sorted({g.seeds for g in groups})
+    kinds: dict = {}
+    for device in devices:
+        kinds[device.platform] = kinds.get(device.platform, 0) + 1
+    where = ", ".join(f"{n} × {kind}" for kind, n in kinds.items())
+    processes = len({d.process_index for d in devices})
+    finished = sum(bool(f) for f in done)
+    return (f"sweep: {runs} runs ({configs} configuration{'s' * (configs != 1)} × "
+            f"{'/'.join(map(str, seeds))} seed{'s' * (seeds != [1])}) in {len(groups)} "
+            f"group{'s' * (len(groups) != 1)} (one compile each"
+            + (f"; {finished} already done, skipped" if finished else "")
+            + f") on {len(devices)} device{'s' * (len(devices) != 1)} ({where})"
+            + (f" of {processes} processes" if processes > 1 else "") + f" -> {out}")
+
+
+def seed_note(values: dict) -> str | None:
+    """The note for a spec with ``seed`` but no ``seeds`` (``seed: 4`` meant as four seeds runs
+    one seed per configuration)."""
+    if values.get("seed") is None or values.get("seeds") is not None:
+        return None
+    return (f"pgjax: note: seed: {values['seed']} is the base seed of the runs' keys, not their "
+            "number; each configuration runs 1 seed (`seeds: N` runs N)")

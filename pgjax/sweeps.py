@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ from pgjax.config import make_config
 from pgjax.engine import (CHECKPOINT_DIR, Batch, RunCheckpoints, checkpoint_options,
                           chunk_length, run_batch)
 from pgjax.run_files import concatenate_csv, git_revision, versions
-from pgjax.sweep_files import check_groups, done_flags, group_identity, sink_writer, write_group
+from pgjax.sweep_files import (check_groups, describe_plan, done_flags, group_identity,
+                               seed_note, sink_writer, write_group)
 
 __all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "is_sweep_dir", "load_spec",
            "make_groups", "resume_sweep", "run_group", "sweep"]
@@ -98,6 +100,8 @@ def load_spec(spec=None, **overrides) -> SweepSpec:
 
         spec = yaml.safe_load(Path(spec).read_text()) or {}
     values = {**(spec or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    if seed_note(values):  # `seed: 4` meant as `seeds: 4`
+        print(seed_note(values), file=sys.stderr)
     unknown = [k for k in values if k not in _SPEC_KEYS]
     if unknown:
         raise ValueError(f"sweep: unknown spec key {unknown[0]!r} (known: {', '.join(_SPEC_KEYS)})")
@@ -255,6 +259,8 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     out = Path(out)
     writer = jax.process_index() == 0
     done = done_flags(groups, out)
+    if progress and writer:
+        print(describe_plan(groups, done, devices or jax.devices(), out), flush=True)
     options = checkpoint_options(spec.checkpoint, "sweep: checkpoint")
     todo = [g for g, finished in zip(groups, done) if not finished and options is not None]
     check_groups(todo, [out / "groups" / g.id / CHECKPOINT_DIR for g in todo],

@@ -26,7 +26,7 @@ LAYERS = {
     "pgjax.engine": 5,
     "pgjax.runner": 6, "pgjax.sweep_files": 6, "pgjax.sweeps": 6, "pgjax.meta_files": 6,
     "pgjax.meta": 6, "pgjax.analysis": 6, "pgjax.runs": 6, "pgjax.results": 6,
-    "pgjax.cli_meta": 7, "pgjax.cli": 7, "pgjax.__main__": 7, "pgjax": 7,
+    "pgjax.cli_meta": 7, "pgjax.cli_report": 7, "pgjax.cli": 7, "pgjax.__main__": 7, "pgjax": 7,
 }
 MAX_LINES = 400
 
