@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pgjax.checks import check_count, check_number
+
 __all__ = ["CheckpointOptions", "Checkpointer", "CheckpointMismatch", "Snapshot",
            "first_difference", "shape_signature", "state_checksum"]
 
@@ -58,14 +60,14 @@ class CheckpointOptions:
     async_save: bool = True
 
     def __post_init__(self):
-        if self.every_seconds is not None and not self.every_seconds >= 0:
-            raise ValueError(f"checkpoint every_seconds: {self.every_seconds} must be ≥ 0")
-        if self.every_updates is not None and not (
-                isinstance(self.every_updates, int) and self.every_updates >= 1):
-            raise ValueError(f"checkpoint every_updates: {self.every_updates!r} must be a "
-                             "positive integer")
-        if not (isinstance(self.keep, int) and self.keep >= 1):
-            raise ValueError(f"checkpoint keep: {self.keep!r} must be a positive integer")
+        if self.every_seconds is not None:
+            check_number("checkpoint every_seconds", self.every_seconds, finite=False)
+        if self.every_updates is not None:
+            check_count("checkpoint every_updates", self.every_updates)
+        check_count("checkpoint keep", self.keep)
+        if not isinstance(self.async_save, bool):
+            raise ValueError(f"checkpoint async_save: {self.async_save!r} must be true or "
+                             "false")
 
 
 class CheckpointMismatch(ValueError):

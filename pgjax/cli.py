@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pgjax.cli_args import parse_sets
+from pgjax.cli_args import OneLineParser, check_flag_types, parse_sets
 from pgjax.cli_report import final_table, written
 from pgjax.devices import use_compile_cache, use_host_devices
 
@@ -165,28 +165,24 @@ def _launch_local_processes(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    if args.local_processes and args.local_processes > 1:
-        return _launch_local_processes(args)
+    from pgjax.cli_args import check_process_flags, parse_grid
 
+    check_process_flags(args)
+    overrides = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds,
+                 "seed": args.seed, "num_chunks": args.num_chunks, "sinks": args.sinks,
+                 "checkpoint": _checkpoint_options(args), "grid": parse_grid(args.grid or []) or
+                 None, "set": parse_sets(args.set) if args.set else None}
+    if args.local_processes and args.local_processes > 1:
+        from pgjax.sweeps import check_sweep
+
+        check_sweep(args.spec, **overrides)  # bad input refused once, here
+        return _launch_local_processes(args)
     if args.coordinator or args.num_processes:
         import jax
 
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from pgjax.sweeps import sweep
 
-    grid = {}
-    for item in args.grid or []:
-        if "=" not in item:
-            raise ValueError(f"--grid: {item!r} is not of the form key=v1,v2,...")
-        key, values = item.split("=", 1)
-        grid[key.strip().replace("-", "_")] = [v for v in values.split(",") if v.strip()]
-    overrides = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds,
-                 "seed": args.seed, "num_chunks": args.num_chunks, "sinks": args.sinks,
-                 "checkpoint": _checkpoint_options(args)}
-    if grid:
-        overrides["grid"] = grid
-    if args.set:
-        overrides["set"] = parse_sets(args.set)
     return _sweep_report(sweep(args.spec, out=args.out, progress=not args.quiet, **overrides))
 
 
@@ -251,7 +247,7 @@ NO_CACHE_HELP = ("compile every program afresh instead of loading it from JAX's 
 def build_parser() -> argparse.ArgumentParser:
     from pgjax import cli_meta
 
-    parser = argparse.ArgumentParser(prog="pgjax", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="pgjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train an algorithm on an environment")
     train.add_argument("algo", help="algorithm name (see `pgjax list`)")
@@ -328,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_meta.add_parser(sub)
     lst = sub.add_parser("list", help="list algorithms and environments")
     lst.set_defaults(func=cmd_list)
-    return parser
+    return check_flag_types(parser)  # counts, seeds and numbers refused in one line
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,7 @@ import optax
 
 from pgjax import drifts
 from pgjax.checkpoint import Checkpointer, CheckpointOptions
+from pgjax.checks import check_meta_spec
 from pgjax.config import Config, make_config
 from pgjax.distributed import over_runs, padded_order, run_devices
 from pgjax.engine import CHECKPOINT_DIR, FINAL_WINDOW
@@ -86,6 +87,7 @@ class MetaSpec:
     init_scale: float = 0.0
 
     def __post_init__(self):
+        check_meta_spec(self)  # kinds, counts, step sizes, score ranges
         for name in ("generations", "population_size", "inner_seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax import envs as envs_lib
+from pgjax.checks import check_count
 from pgjax.config import Config, resolve_defaults
 from pgjax.envs.normalize import RunningMoments, normalize_observation, observation_moments
 from pgjax.keys import typed_key
@@ -115,6 +116,8 @@ def evaluate(config: Config, params, key, num_episodes: int = 16, *, determinist
     ``jax.vmap(lambda p, k: evaluate(config, p, k))`` evaluates every seed at once. ``key``:
     ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``, the same episodes.
     """
+    check_count("num_episodes", num_episodes)  # on the host: static, shapes the program
+    check_count("max_steps", max_steps)
     config = resolve_defaults(config)
     policy = make_policy(config, params, obs_moments)
     if config.recurrent:  # each env plays one episode: its memory starts at zero, never reset

@@ -31,14 +31,16 @@ import warnings
 from pathlib import Path
 
 from pgjax.checkpoint import CheckpointOptions, Checkpointer
+from pgjax.checks import check_count, check_history, check_seed
 from pgjax.config import Config, config_from_dict
-from pgjax.engine import (CHECKPOINT_DIR, FINAL_WINDOW, Batch, RunCheckpoints, chunk_length,
-                          final_returns, run_batch)
+from pgjax.engine import (CHECKPOINT_DIR, FINAL_WINDOW, Batch, RunCheckpoints,
+                          checkpoint_options, chunk_length, final_returns, run_batch)
 from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.run_files import plot_curve, versions, write_metrics_csv
+from pgjax.trainer import metric_names
 from pgjax.validation import validate
 
-__all__ = ["RunResult", "resume_run", "train", "write_run"]
+__all__ = ["RunResult", "check_arguments", "resume_run", "train", "write_run"]
 
 
 @dataclasses.dataclass
@@ -77,7 +79,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
         :data:`pgjax.faults.FAULT_CHECKS`), unless ``config.skip_nonfinite``.
     """
     wall_start = time.perf_counter()
-    validate(config)
+    check_arguments(config, seeds, seed, num_chunks, checkpoint)
     length = chunk_length(config.num_updates, num_chunks)
     identity = {"config": config.to_dict(), "seeds": seeds, "seed": seed,
                 "num_updates": config.num_updates, "chunk_length": length}
@@ -155,6 +157,23 @@ def _sink_writer(config: Config, seeds: int, group: str, sinks: list):
     return write
 
 
+def check_arguments(config, seeds, seed, num_chunks, checkpoint=None) -> None:
+    """:func:`train`'s arguments, on the host, before anything is written: a valid config, the
+    counts, the checkpoint options and a metrics history (``seeds × num_updates`` per metric)
+    that fits in host memory."""
+    if not isinstance(config, Config):
+        raise ValueError(f"config: {config!r} is not a Config; allowed: a "
+                         "pgjax.Config (pgjax.make_config(algo, env, ...))")
+    validate(config)
+    check_count("seeds", seeds)
+    check_seed("seed", seed)
+    check_count("num_chunks", num_chunks)
+    if checkpoint is not False:
+        checkpoint_options(checkpoint)
+    check_history(seeds, config.num_updates, len(metric_names(config)),
+                  name="seeds and total_timesteps")
+
+
 def _checkpoints(out, options, resume: bool, identity: dict, num_chunks: int):
     """The run's checkpoints (None when off); refuses to start a new run over checkpoints."""
     if options is False or (options is None and out is None):
@@ -163,7 +182,7 @@ def _checkpoints(out, options, resume: bool, identity: dict, num_chunks: int):
         return None
     if out is None:
         raise ValueError("checkpoint: needs out (checkpoints go to out/checkpoints)")
-    options = CheckpointOptions() if options is None or options is True else options
+    options = checkpoint_options(options)
     directory = Path(out) / CHECKPOINT_DIR
     if not resume and Checkpointer(directory).steps():
         raise ValueError(f"out: {out} already holds checkpoints of a run; continue it with "

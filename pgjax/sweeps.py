@@ -41,18 +41,18 @@ from pathlib import Path
 
 import jax
 
+from pgjax.checks import check_history, check_spec_values, read_spec_file
 from pgjax.config import make_config
 from pgjax.engine import (CHECKPOINT_DIR, Batch, RunCheckpoints, checkpoint_options,
                           chunk_length, run_batch)
 from pgjax.run_files import concatenate_csv, git_revision, versions
 from pgjax.sweep_files import (check_groups, describe_plan, done_flags, group_identity,
                                seed_note, sink_writer, write_group)
+from pgjax.trainer import metric_names
 
-__all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "is_sweep_dir", "load_spec",
-           "make_groups", "resume_sweep", "run_group", "sweep"]
+__all__ = ["Group", "GroupResult", "SweepResult", "SweepSpec", "check_outputs", "check_sweep",
+           "is_sweep_dir", "load_spec", "make_groups", "resume_sweep", "run_group", "sweep"]
 
-_SPEC_KEYS = ("algos", "envs", "seeds", "seed", "grid", "list", "set", "num_chunks", "metrics",
-              "sinks", "checkpoint")
 #: The spec of a sweep, written into ``out`` when it starts (``pgjax resume OUT`` reads it).
 SPEC_FILE = "spec.json"
 
@@ -92,43 +92,25 @@ class SweepSpec:
 
 
 def load_spec(spec=None, **overrides) -> SweepSpec:
-    """A :class:`SweepSpec` from a YAML path, a dict or a spec, with ``overrides`` on top."""
+    """A :class:`SweepSpec` from a YAML path, a dict or a spec, with ``overrides`` on top;
+    every key checked (:func:`pgjax.checks.check_spec_values`), one line naming the first bad
+    one."""
     if isinstance(spec, SweepSpec):
         spec = spec.to_dict()
     elif isinstance(spec, (str, os.PathLike)):
-        import yaml
-
-        spec = yaml.safe_load(Path(spec).read_text()) or {}
-    values = {**(spec or {}), **{k: v for k, v in overrides.items() if v is not None}}
-    if seed_note(values):  # `seed: 4` meant as `seeds: 4`
-        print(seed_note(values), file=sys.stderr)
-    unknown = [k for k in values if k not in _SPEC_KEYS]
-    if unknown:
-        raise ValueError(f"sweep: unknown spec key {unknown[0]!r} (known: {', '.join(_SPEC_KEYS)})")
-    for key in ("algos", "envs"):
-        if not values.get(key):
-            raise ValueError(f"sweep: {key} is missing (a list, e.g. {key}: [...])")
-    algos = values["algos"]
-    algos = {a: {} for a in ([algos] if isinstance(algos, str) else algos)} \
-        if not isinstance(algos, dict) else {a: dict(o or {}) for a, o in algos.items()}
-    envs = values["envs"]
-    grid = {k: list(v) if isinstance(v, (list, tuple)) else [v]
-            for k, v in (values.get("grid") or {}).items()}
-    for key in ("seeds", "num_chunks"):
-        if key in values and (not isinstance(values[key], int) or values[key] < 1):
-            raise ValueError(f"sweep: {key}: {values[key]!r} must be a positive integer")
-    checkpoint = values.get("checkpoint")
-    options = checkpoint_options(checkpoint, "sweep: checkpoint")  # validated here, before anything runs
+        spec = read_spec_file(spec)
+    elif spec is not None and not isinstance(spec, dict):
+        raise ValueError(f"sweep: spec {spec!r} is not a spec; allowed: a YAML "
+                         "path, a mapping of spec keys or a SweepSpec")
+    merged = {**(spec or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    values = check_spec_values(merged)  # a refusal is the one line printed
+    if seed_note(merged):  # `seed: 4` meant as `seeds: 4`
+        print(seed_note(merged), file=sys.stderr)
+    checkpoint = merged.get("checkpoint")
+    options = checkpoint_options(checkpoint, "sweep: checkpoint")  # checked before anything runs
     if checkpoint is not None and checkpoint is not False:
         checkpoint = dataclasses.asdict(options)
-    return SweepSpec(
-        checkpoint=checkpoint, algos=algos, envs=tuple([envs] if isinstance(envs, str) else envs),
-        seeds=values.get("seeds", 1), seed=int(values.get("seed", 0)), grid=grid,
-        list=tuple(dict(e) for e in values.get("list") or ()), set=dict(values.get("set") or {}),
-        num_chunks=values.get("num_chunks", 10),
-        metrics=tuple(values.get("metrics") or SweepSpec.metrics),
-        sinks=tuple([values["sinks"]] if isinstance(values.get("sinks"), str)
-                    else values.get("sinks") or ()))
+    return SweepSpec(checkpoint=checkpoint, **values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +212,28 @@ def _describe_run(group: Group, run: int) -> str:
     return f"of group {group.id} ({group.algo} on {group.env}, {where})"
 
 
+def check_sweep(spec=None, **overrides) -> tuple[SweepSpec, list[Group]]:
+    """The spec (:func:`load_spec`) and its groups (:func:`make_groups`), every run and output
+    checked on the host (:func:`check_outputs`); nothing is compiled or written."""
+    spec = load_spec(spec, **overrides)
+    groups = make_groups(spec)
+    check_outputs(spec, groups)
+    return spec, groups
+
+
+def check_outputs(spec: SweepSpec, groups: list[Group]) -> None:
+    """Refuse, before anything runs, ``metrics`` that no group reports (results.csv would hold
+    only its header) and a group whose metrics history does not fit in host memory."""
+    reported = {n for g in groups for n in metric_names(g.configs[0])} - {"env_steps"}
+    unknown = [m for m in spec.metrics if m not in reported]
+    if unknown:
+        raise ValueError(f"metrics: {unknown[0]!r} is not reported by "
+                         f"{', '.join(spec.algos)}; allowed: {', '.join(sorted(reported))}")
+    for g in groups:
+        check_history(len(g.configs) * g.seeds, g.configs[0].num_updates,
+                      len(metric_names(g.configs[0])), name="seeds")
+
+
 @dataclasses.dataclass
 class SweepResult:
     out: Path
@@ -254,8 +258,7 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
       ...                      progress=False)  # doctest: +SKIP
     """
     wall = time.perf_counter()
-    spec = load_spec(spec, **overrides)
-    groups = make_groups(spec)
+    spec, groups = check_sweep(spec, **overrides)
     out = Path(out)
     writer = jax.process_index() == 0
     done = done_flags(groups, out)

@@ -16,6 +16,7 @@ from pgjax import drifts
 from pgjax import envs as envs_lib
 from pgjax.algorithms import ALGORITHMS, user_drift
 from pgjax.algorithms.base import fields as algorithm_fields
+from pgjax.checks import INT32_MAX
 from pgjax.networks import ACTIVATIONS, TORSOS
 from pgjax.updates import DriftInputs
 
@@ -85,7 +86,7 @@ def coerce(name, value, kind):
             return value
         if kind is float:
             return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         text = {int: "an integer", bool: "true or false",
                 tuple: "a list of positive integers like 64,64"}.get(kind, "a number")
         raise ValueError(f"{name}: {value!r} is not {text}") from None
@@ -177,9 +178,14 @@ def _check_memory(config, spec) -> None:
 
 
 def _check_int(name, value, low) -> None:
+    """An integer from ``low`` to :data:`pgjax.checks.INT32_MAX` (the program's counters)."""
     if not _is_int(value) or value < low:
         raise ValueError(f"{name}: {value!r} must be " + (
             "a positive integer" if low == 1 else f"an integer ≥ {low:g}"))
+    if value > INT32_MAX:  # e.g. env_steps = (update + 1) * batch_size, in int32
+        shown = f"{value:.4g}" if value > 1e15 else repr(value)
+        raise ValueError(f"{name}: {shown} must be at most {INT32_MAX} (the program counts "
+                         "in int32)")
 
 
 def _check_bool(name, value, none_ok=False) -> None:

@@ -233,6 +233,20 @@ MUTATIONS = [
     Mutation("env-reported episode info dropped by the rollout", "pgjax/rollout.py",
              'episode_info={name: info[name] for name in getattr(env, "episode_info", ())},',
              "episode_info={},", ("tests/test_craftax.py",)),
+    # --- bad input: refused on the host, in one line ---
+    Mutation("counts beyond int32 accepted (total_timesteps 1e30 hangs)", "pgjax/validation.py",
+             "    if value > INT32_MAX:  # e.g. env_steps", "    if False:  # e.g. env_steps",
+             ("tests/test_bad_inputs.py",)),
+    Mutation("an empty grid accepted (zero runs)", "pgjax/checks.py",
+             "        if not values:\n            raise ValueError(f\"grid.{key}",
+             "        if False:\n            raise ValueError(f\"grid.{key}",
+             ("tests/test_bad_inputs.py",)),
+    Mutation("argparse errors print the usage block too", "pgjax/cli_args.py",
+             "self.exit(2, f\"{self.prog}: error: {' '.join(message.split())}\\n\")",
+             "super().error(message)", ("tests/test_bad_inputs.py",)),
+    Mutation("metrics that no group reports accepted", "pgjax/sweeps.py",
+             "unknown = [m for m in spec.metrics if m not in reported]", "unknown = []",
+             ("tests/test_bad_inputs.py",)),
 ]
 
 
