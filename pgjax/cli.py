@@ -121,6 +121,11 @@ def cmd_eval(args) -> int:
     summary = json.loads((run / "summary.json").read_text())
     config = config_from_dict(summary["config"])
     policies = load_policies(run / POLICY_FILE, config, summary["seeds"])
+    if args.video:  # one episode of seed 0's policy (pgjax.video); refused before evaluating
+        from pgjax.video import record_video
+        frames = record_video(config, policies, args.video, args.video_steps, args.seed,
+                              args.deterministic)
+        print(f"wrote {args.video} ({frames} frames)")
     keys = jax.random.split(jax.random.key(args.seed), summary["seeds"])
     returns = np.asarray(jax.jit(jax.vmap(lambda p, k: evaluate(
         config, p, k, args.episodes, deterministic=args.deterministic)))(policies, keys))
@@ -283,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--deterministic", action="store_true",
                             help="act with the distribution's mode instead of sampling")
     evaluation.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    evaluation.add_argument("--video", metavar="FILE.gif", help="also write one episode of "
+                            "seed 0's policy as an animated GIF (pgjax.video lists the envs)")
+    evaluation.add_argument("--video-steps", type=int, default=500, metavar="N",
+                            help="cut the video's episode after N steps (default 500)")
     evaluation.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
     evaluation.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="algorithms × envs × seeds × hyperparameter grid, one "

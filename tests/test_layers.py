@@ -23,7 +23,7 @@ LAYERS = {
     "pgjax.algorithms": 1,
     "pgjax.validation": 2, "pgjax.config": 2,
     "pgjax.trainer": 3,
-    "pgjax.policy": 4,
+    "pgjax.policy": 4, "pgjax.video": 4,
     "pgjax.engine": 5,
     "pgjax.runner": 6, "pgjax.sweep_files": 6, "pgjax.sweeps": 6, "pgjax.meta_files": 6,
     "pgjax.meta": 6, "pgjax.analysis": 6, "pgjax.runs": 6, "pgjax.results": 6,
