@@ -219,12 +219,13 @@ def gl_context(width: int, height: int):
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             errors.append(f"{backend}: {message}")
     raise ValueError("eval --video: MuJoCo's renderer has no headless OpenGL here ("
-                     + "; ".join(errors) + "); install EGL or OSMesa (MUJOCO_GL=egl or osmesa picks one)")
+                     + "; ".join(errors) + "); install EGL or OSMesa (MUJOCO_GL=egl or "
+                     "osmesa picks one)")
 
 
 def mujoco_frames(model, qpos: np.ndarray, size=SIZE) -> list[np.ndarray]:
     """One frame per row of ``qpos`` ``[T, nq]``: the model's first camera if it has one, else
-    a camera that follows body 1."""
+    a camera that follows body 1 from the model's extent (at most 4 m) away, 15° above."""
     import mujoco
 
     width, height = (min(size[0], model.vis.global_.offwidth),
@@ -242,7 +243,7 @@ def mujoco_frames(model, qpos: np.ndarray, size=SIZE) -> list[np.ndarray]:
             camera.type, camera.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, 0
         else:
             camera.type, camera.trackbodyid = mujoco.mjtCamera.mjCAMERA_TRACKING, 1
-            camera.distance, camera.elevation = 1.5 * model.stat.extent, -20.0
+            camera.distance, camera.elevation = min(model.stat.extent, 4.0), -15.0
         rect, frames = mujoco.MjrRect(0, 0, width, height), []
         for q in qpos:
             data.qpos[:] = q

@@ -143,8 +143,9 @@ def test_recurrent_policy_plays_an_episode():
                                memory_size=8)
     from pgjax.trainer import make_trainer
 
-    state = make_trainer(config).init(jax.random.key(0))
-    frames = video.record_episode(config, state, jax.random.key(0), steps=7)
+    shapes = jax.eval_shape(make_trainer(config).init, jax.random.key(0)).params
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # uniform actions
+    frames = video.record_episode(config, params, jax.random.key(0), steps=7)
     assert 1 < len(frames) <= 7 and frames[0].dtype == np.uint8
 
 
