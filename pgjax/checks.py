@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["INT32_MAX", "SEED_RANGE", "SPEC_KEYS", "check_count", "check_history",
            "check_mapping", "check_meta_spec", "check_names", "check_number", "check_seed",
-           "check_spec_values", "host_memory", "is_integer", "read_spec_file"]
+           "check_spec_values", "host_memory", "is_integer", "read_json", "read_spec_file"]
 
 INT32_MAX = 2**31 - 1  #: the largest count the program holds (int32 counters)
 SEED_RANGE = (-2**63, 2**63 - 1)  #: what ``jax.random.key(seed)`` takes
@@ -237,3 +237,19 @@ def check_meta_spec(spec) -> None:
             raise ValueError(f"meta: normalize: {env!r} is not one of the envs; allowed: "
                              f"{', '.join(envs)}")
         _check_pair(f"meta: normalize.{env}", bounds)
+
+
+def read_json(path, name: str) -> dict:
+    """The mapping a JSON file that pgjax wrote holds; a damaged one (not JSON, not a mapping)
+    is refused in one line naming it."""
+    import json
+
+    try:
+        values = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{name}: {path} is damaged (not JSON: {error}); allowed: the file "
+                         "pgjax wrote") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{name}: {path} is damaged (a JSON {type(values).__name__}, not a "
+                         "mapping); allowed: the file pgjax wrote")
+    return values

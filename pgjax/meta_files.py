@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pgjax import drifts
+from pgjax.checks import read_json
 from pgjax.run_files import figure, versions
 
 #: The file that marks a meta-learning run directory: its spec (what
@@ -38,7 +39,10 @@ def read_spec(out) -> dict:
     if not path.exists():
         raise ValueError(f"resume: {out} has no {SPEC_FILE} (a directory written by "
                          "`pgjax meta`)")
-    return json.loads(path.read_text())["spec"]
+    values = read_json(path, "resume")
+    if not isinstance(values.get("spec"), dict):
+        raise ValueError(f"resume: {path} is damaged (no spec); allowed: the file pgjax wrote")
+    return values["spec"]
 
 
 def write_meta(result, out) -> None:

@@ -107,6 +107,12 @@ CLI_CASES = [
                                       "Acrobot-v1=0,1"], ["normalize", "'Acrobot-v1'"]),
     ("eval --seed abc", ["eval", "T", "--seed", "abc"], ["--seed", "'abc'"]),
     ("list extra", ["list", "extra"], ["extra"]),
+    ("resume a damaged spec.json", ["resume", "T/damaged_sweep"], ["resume", "spec.json",
+                                                                   "damaged"]),
+    ("resume a damaged meta.json", ["resume", "T/damaged_meta"], ["resume", "meta.json",
+                                                                  "damaged"]),
+    ("eval a damaged summary.json", ["eval", "T/damaged_run"], ["eval", "summary.json",
+                                                                "damaged"]),
 ]
 SPECS = {
     "bad.yaml": "algos: [ppo\n", "empty_grid.yaml": MINIMAL + "grid: {learning_rate: []}\n",
@@ -125,6 +131,10 @@ def spec_dir(tmp_path):
     for name, text in SPECS.items():
         write(tmp_path / name, text)
     (tmp_path / "binary.yaml").write_bytes(b"\x00\xff")
+    for run, name in [("damaged_sweep", "spec.json"), ("damaged_meta", "meta.json"),
+                      ("damaged_run", "summary.json"), ("damaged_run", "policy.msgpack")]:
+        (tmp_path / run).mkdir(exist_ok=True)
+        write(tmp_path / run / name, "[1]" if run == "damaged_meta" else "{bad")
     return tmp_path
 
 
