@@ -47,11 +47,9 @@ FINAL_WINDOW = 0.05
 
 def chunk_length(num_updates: int, num_chunks: int) -> int:
     """The divisor of ``num_updates`` closest to ``num_updates / num_chunks`` (so every chunk
-    has the same length and compiles once); the divisors come in pairs ``(d, n / d)`` with
-    ``d ≤ √n``, found in O(√n) steps."""
+    has the same length and compiles once)."""
     target = num_updates / max(1, num_chunks)
-    small = [d for d in range(1, math.isqrt(num_updates) + 1) if num_updates % d == 0]
-    divisors = small + [num_updates // d for d in small]
+    divisors = [d for d in range(1, num_updates + 1) if num_updates % d == 0]
     return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
 
 
@@ -122,7 +120,6 @@ class RunCheckpoints:
         self.meta["identity"] = self.identity
         snapshot, error = None, None
         if self.writer:
-            self.checkpointer.remove_temporary()  # what a failed or killed save left behind
             try:
                 snapshot = self.checkpointer.restore_latest(like, self.identity)
             except CheckpointMismatch as mismatch:
@@ -171,11 +168,10 @@ class RunCheckpoints:
     def kept(self) -> str:
         return kept_checkpoint(self.checkpointer)
 
-    def close(self, quiet: bool = False) -> None:
-        """Wait for the last save and release the writer (``quiet``: ignore a failure, when
-        another error is already on its way)."""
+    def close(self) -> None:
         if self.writer:
-            self.checkpointer.close(quiet)
+            self.checkpointer.wait()
+            self.checkpointer.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,11 +295,9 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
                 bar.update(runs * length * steps_per_update)
                 bar.set_postfix_str(f"return {_latest_return(chunks[-1]):.1f}")
         jax.block_until_ready(state)
-        if checkpoints is not None:
-            checkpoints.close()  # the last save's failure is raised here
     finally:
         if checkpoints is not None:  # a background save finishes even when something failed
-            checkpoints.close(quiet=True)
+            checkpoints.close()
         if bar is not None:
             bar.close()
     run_seconds = init_seconds + time.perf_counter() - t0
