@@ -11,9 +11,14 @@ A checkpoint is one orbax step directory ``DIR/<updates done>/`` with three item
   plus a SHA-256 of the state's bytes, so a damaged checkpoint that still reads is caught.
 
 orbax writes each step into a temporary directory and renames it when complete, so a process
-killed mid-save leaves the previous checkpoints intact. :meth:`Checkpointer.restore_latest` tries
-the newest step first; one that fails to read (truncated, corrupted, checksum mismatch) gives a
-warning, is moved to ``DIR/damaged/`` and the previous one is tried.
+killed mid-save (or a save that fails: no space, read-only, permission denied) leaves the
+previous checkpoints intact; a failed save is :class:`pgjax.faults.WriteFault` naming the step's
+path and the reason, and the temporary directories left behind are removed
+(:meth:`Checkpointer.remove_temporary`, also at the next start). orbax's own log records go to
+``checkpoints.log`` beside the checkpoints (:mod:`pgjax.checkpoint_log`), not the terminal.
+:meth:`Checkpointer.restore_latest` tries the newest step first; one that fails to read
+(truncated, corrupted, checksum mismatch) gives a warning, is moved to ``DIR/damaged/`` and the
+previous one is tried.
 
 The generic pieces are used by the host engine (:class:`pgjax.engine.RunCheckpoints`, under
 :func:`pgjax.train`, :func:`pgjax.sweep` and :func:`pgjax.resume`), by the meta-learner, and
@@ -23,6 +28,7 @@ are meant for any loop over jitted chunks.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import shutil
@@ -35,12 +41,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pgjax.checkpoint_log import route_to
 from pgjax.checks import check_count, check_number
+from pgjax.faults import WriteFault, write_fault_message
 
 __all__ = ["CheckpointOptions", "Checkpointer", "CheckpointMismatch", "Snapshot",
            "first_difference", "shape_signature", "state_checksum"]
 
 _ITEMS = ("state", "history", "meta")
+#: What orbax calls a step directory it is still writing.
+TEMPORARY_SUFFIX = ".orbax-checkpoint-tmp"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +68,11 @@ class CheckpointOptions:
     keep: int = 3  #: the newest ``keep`` checkpoints are kept, older ones deleted
     #: write in a background thread (the training continues while files are written)
     async_save: bool = True
+    #: a checkpoint that cannot be written (no space, read-only, permission denied): "stop"
+    #: the run with :class:`pgjax.faults.WriteFault` (the default: a run that goes on without
+    #: checkpoints could not be resumed after a crash, and its result files would likely fail
+    #: to write too), or "continue" training with a one-line warning and try again next time
+    on_write_error: str = "stop"
 
     def __post_init__(self):
         if self.every_seconds is not None:
@@ -68,6 +83,9 @@ class CheckpointOptions:
         if not isinstance(self.async_save, bool):
             raise ValueError(f"checkpoint async_save: {self.async_save!r} must be true or "
                              "false")
+        if self.on_write_error not in ("stop", "continue"):
+            raise ValueError(f"checkpoint on_write_error: {self.on_write_error!r} must be "
+                             "'stop' or 'continue'")
 
 
 class CheckpointMismatch(ValueError):
@@ -175,11 +193,26 @@ class Checkpointer:
         self._manager = None
         self._last_step = None
         self._last_time = time.monotonic()
+        self._route = None
+        self._pending = None  #: the step of a save that may still be in flight
         self.saved = 0  #: checkpoints written by this checkpointer
+        self.failed = 0  #: saves that failed (``on_write_error="continue"``)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(quiet=True)
+
+    @property
+    def log_file(self) -> Path:
+        """Where orbax's log records go: ``checkpoints.log`` beside the checkpoint directory."""
+        return self.directory.with_name(self.directory.name + ".log")
 
     def manager(self):
         if self._manager is None:
             ocp = self._ocp
+            self._route = route_to(self.log_file)
             alone = {}  # under jax.distributed one process writes (a sweep's process 0)
             if jax.process_count() > 1:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -215,26 +248,83 @@ class Checkpointer:
                     and time.monotonic() - self._last_time >= o.every_seconds))
 
     def save(self, step: int, state, history: dict, meta: dict) -> None:
-        """Write a checkpoint at ``step`` (asynchronously if the options say so)."""
+        """Write a checkpoint at ``step`` (asynchronously if the options say so).
+
+        Raises :class:`~pgjax.faults.WriteFault` when this save, or the background save
+        before it, fails — unless ``on_write_error="continue"``, which warns in one line."""
+        self.wait()
+        if self._manager is not None and not self.directory.is_dir():  # removed under the run
+            self._pending = step
+            self._failed(FileNotFoundError(errno.ENOENT, "the directory was removed"))
+            return
         host = to_host(state)
         meta = {**meta, "step": int(step), "checksum": state_checksum(host)}
         ocp = self._ocp
-        self.manager().save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(host),
-            history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
-            meta=ocp.args.JsonSave(meta)))
+        self._pending = step
+        try:
+            self.manager().save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(host),
+                history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
+                meta=ocp.args.JsonSave(meta)))
+        except Exception as error:  # noqa: BLE001 - whatever orbax raises: one line
+            self._failed(error)
+            return
         self._last_step, self._last_time = step, time.monotonic()
         self.saved += 1
 
     def wait(self) -> None:
-        """Block until a background save has finished."""
-        if self._manager is not None:
-            self._manager.wait_until_finished()
+        """Block until a background save has finished; a failed one is handled as in
+        :meth:`save`."""
+        if self._manager is not None and self._pending is not None:
+            try:
+                self._manager.wait_until_finished()
+            except Exception as error:  # noqa: BLE001 - whatever orbax raises: one line
+                self._failed(error)
+                return
+        self._pending = None
 
-    def close(self) -> None:
+    def _failed(self, error: Exception) -> None:
+        """A save failed: drop the manager and its temporary directory, then stop (raise
+        :class:`~pgjax.faults.WriteFault`) or warn, as ``on_write_error`` says."""
+        step, self._pending = self._pending, None
+        self.close(quiet=True)
+        self.remove_temporary()
+        self.failed += 1
+        complete = sorted(int(p.name) for p in self.directory.glob("*") if p.name.isdigit())
+        message = "checkpoint: " + write_fault_message(self.directory / str(step), error) + (
+            f" (the newest complete checkpoint is update {complete[-1]})" if complete
+            else " (no complete checkpoint)")
+        if self.options.on_write_error == "continue":
+            warnings.warn(f"{message}; training continues (on_write_error='continue'), "
+                          f"details in {self.log_file}", stacklevel=3)
+            self._last_time = time.monotonic()
+            return
+        raise WriteFault(message) from None
+
+    def remove_temporary(self) -> list[Path]:
+        """Delete the temporary step directories an interrupted or failed save left behind
+        (never a complete checkpoint); the paths removed."""
+        if not self.directory.is_dir():
+            return []
+        left = [p for p in self.directory.iterdir() if TEMPORARY_SUFFIX in p.name]
+        for path in left:
+            shutil.rmtree(path, ignore_errors=True)
+        return left
+
+    def close(self, quiet: bool = False) -> None:
+        """Wait for a background save (unless ``quiet``, as after a failed one), then release
+        orbax's threads."""
+        if self._manager is not None and not quiet:
+            self.wait()  # a failure raises here, or (on_write_error="continue") closes
         if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+            manager, self._manager = self._manager, None
+            try:
+                manager.close()
+            except Exception:  # noqa: BLE001 - nothing is pending: the manager is gone
+                pass
+        if self._route is not None:
+            self._route.close()
+            self._route = None
 
     def read_meta(self, step: int) -> dict:
         ocp = self._ocp

@@ -6,7 +6,9 @@ Bad input (an unknown algorithm or env id, a value out of range, a batch that th
 not divide, a checkpoint of a different run, ...) prints one line naming the field and what is
 allowed, and exits with status 2 before anything is compiled. A numerical fault (a NaN or
 infinity in training) prints one line naming the update, the quantity and the seed, and exits
-with status 3; the last finite checkpoint is kept.
+with status 3; the last finite checkpoint is kept. A file-system fault (no space, read-only,
+permission denied, a run directory removed) prints one line naming the path and the reason and
+exits with status 4; the last complete checkpoint stays the newest readable one.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from pgjax.cli_args import OneLineParser, check_flag_types, parse_sets
 from pgjax.cli_report import final_table, written
-from pgjax.devices import use_compile_cache, use_host_devices
+from pgjax.devices import one_line_warning, use_compile_cache, use_host_devices
 
 
 def _results_table(summary) -> str:
@@ -64,14 +67,15 @@ def _checkpoint_options(args):
     if args.no_checkpoints:
         return False
     if args.checkpoint_every is None and args.checkpoint_every_updates is None and \
-            args.keep_checkpoints is None:
+            args.keep_checkpoints is None and args.on_checkpoint_error is None:
         return None  # train: the defaults; resume: the run's own options
     defaults = CheckpointOptions()
     seconds = defaults.every_seconds if args.checkpoint_every is None else args.checkpoint_every
     return CheckpointOptions(every_seconds=seconds if seconds > 0 else None,
                              every_updates=args.checkpoint_every_updates,
                              keep=defaults.keep if args.keep_checkpoints is None
-                             else args.keep_checkpoints)
+                             else args.keep_checkpoints,
+                             on_write_error=args.on_checkpoint_error or defaults.on_write_error)
 
 
 def cmd_resume(args) -> int:
@@ -242,6 +246,9 @@ def _checkpoint_arguments(parser) -> None:
     parser.add_argument("--keep-checkpoints", type=int, default=None, metavar="K",
                         help=f"keep the newest K checkpoints (default {defaults.keep})")
     parser.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
+    parser.add_argument("--on-checkpoint-error", choices=["stop", "continue"], default=None,
+                        help="a checkpoint that cannot be written (no space, read-only) stops "
+                             "the run with exit status 4 (default: stop), or warns and trains on")
 
 
 NO_CACHE_HELP = ("compile every program afresh instead of loading it from JAX's persistent "
@@ -340,6 +347,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     use_host_devices()  # every CPU core: one XLA host device each (before JAX starts)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, one_line_warning
     if not getattr(args, "no_compile_cache", True):
         use_compile_cache()  # the same config again: its programs load instead of compiling
     try:
@@ -350,6 +358,13 @@ def main(argv=None) -> int:
     except FloatingPointError as error:  # pgjax.faults.NumericalFault
         print(f"pgjax: {error}", file=sys.stderr)
         return 3
+    except OSError as error:  # pgjax.faults.WriteFault: no space, read-only, permission denied
+        from pgjax.faults import os_error_line
+
+        print(f"pgjax: {os_error_line(error)}", file=sys.stderr)
+        return 4
+    finally:  # "pgjax: warning: ..." on one line, while the command runs
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

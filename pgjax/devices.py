@@ -127,3 +127,9 @@ def use_compile_cache(path: str | None = None, min_compile_seconds: float = 1.0)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     return path
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` for the command line (set by ``pgjax``'s ``main``):
+    ``pgjax: warning: MESSAGE`` on one line, without Python's file, line and source line."""
+    return f"pgjax: warning: {message}\n"

@@ -47,9 +47,11 @@ FINAL_WINDOW = 0.05
 
 def chunk_length(num_updates: int, num_chunks: int) -> int:
     """The divisor of ``num_updates`` closest to ``num_updates / num_chunks`` (so every chunk
-    has the same length and compiles once)."""
+    has the same length and compiles once); the divisors come in pairs ``(d, n / d)`` with
+    ``d ≤ √n``, found in O(√n) steps."""
     target = num_updates / max(1, num_chunks)
-    divisors = [d for d in range(1, num_updates + 1) if num_updates % d == 0]
+    small = [d for d in range(1, math.isqrt(num_updates) + 1) if num_updates % d == 0]
+    divisors = small + [num_updates // d for d in small]
     return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
 
 
@@ -120,6 +122,7 @@ class RunCheckpoints:
         self.meta["identity"] = self.identity
         snapshot, error = None, None
         if self.writer:
+            self.checkpointer.remove_temporary()  # what a failed or killed save left behind
             try:
                 snapshot = self.checkpointer.restore_latest(like, self.identity)
             except CheckpointMismatch as mismatch:
@@ -168,10 +171,11 @@ class RunCheckpoints:
     def kept(self) -> str:
         return kept_checkpoint(self.checkpointer)
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Wait for the last save and release the writer (``quiet``: ignore a failure, when
+        another error is already on its way)."""
         if self.writer:
-            self.checkpointer.wait()
-            self.checkpointer.close()
+            self.checkpointer.close(quiet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,9 +299,11 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
                 bar.update(runs * length * steps_per_update)
                 bar.set_postfix_str(f"return {_latest_return(chunks[-1]):.1f}")
         jax.block_until_ready(state)
+        if checkpoints is not None:
+            checkpoints.close()  # the last save's failure is raised here
     finally:
         if checkpoints is not None:  # a background save finishes even when something failed
-            checkpoints.close()
+            checkpoints.close(quiet=True)
         if bar is not None:
             bar.close()
     run_seconds = init_seconds + time.perf_counter() - t0

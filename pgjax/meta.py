@@ -41,6 +41,7 @@ from pgjax.distributed import over_runs, padded_order, run_devices
 from pgjax.engine import CHECKPOINT_DIR, FINAL_WINDOW
 from pgjax.keys import typed_key
 from pgjax.meta_files import HISTORY, read_spec, write_meta, write_spec
+from pgjax.run_lock import run_directory_lock
 from pgjax.trainer import make_train
 
 __all__ = ["HISTORY", "MetaResult", "MetaSpec", "final_return", "make_evaluate",
@@ -257,73 +258,74 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
         make_evaluate(c, spec.inner_seeds, _fitness_updates(spec, c), devices) for c in configs]
     history = {name: np.zeros(0, np.float32) for name in HISTORY}
     state = strategy.init(jax.random.key(spec.seed), solution, es_params)
-    checkpoints = start = None
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoints = Checkpointer(out / CHECKPOINT_DIR,
-                                   checkpoint or CheckpointOptions(every_updates=1,
-                                                                   every_seconds=None))
-        # what must match to continue (more generations may be asked for)
-        identity = {"spec": {k: v for k, v in spec.to_dict().items() if k != "generations"}}
-        snapshot = checkpoints.restore_latest(state, identity) if resume else None
-        if snapshot is not None:
-            state, history, start = snapshot.state, snapshot.history, snapshot.step
-    start = start or 0
-    if out is not None:
-        write_spec(spec, out, start)
+    with run_directory_lock(out, enabled=out is not None):  # one process per run directory
+        checkpoints = start = None
+        if out is not None:
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            checkpoints = Checkpointer(out / CHECKPOINT_DIR,
+                                       checkpoint or CheckpointOptions(every_updates=1,
+                                                                       every_seconds=None))
+            checkpoints.remove_temporary()  # what a failed or killed save left behind
+            # what must match to continue (more generations may be asked for)
+            identity = {"spec": {k: v for k, v in spec.to_dict().items() if k != "generations"}}
+            snapshot = checkpoints.restore_latest(state, identity) if resume else None
+            if snapshot is not None:
+                state, history, start = snapshot.state, snapshot.history, snapshot.step
+        start = start or 0
+        if out is not None:
+            write_spec(spec, out, start)
 
-    def generation(g, state):
-        key_ask, inner_keys, key_tell = _keys(spec, g)
-        population, state = strategy.ask(key_ask, state, es_params)
-        mean = strategy.get_mean(state)
-        members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population, mean)
-        if not compiled:
+        def generation(g, state):
+            key_ask, inner_keys, key_tell = _keys(spec, g)
+            population, state = strategy.ask(key_ask, state, es_params)
+            mean = strategy.get_mean(state)
+            members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population, mean)
+            if not compiled:
+                t0 = time.perf_counter()
+                compiled.extend(e.lower(members, inner_keys).compile() for e in evaluators)
+                times["compile"] = time.perf_counter() - t0
+            returns = [_normalised(spec, env, np.asarray(evaluate(members, inner_keys)))
+                       for env, evaluate in zip(spec.envs, compiled, strict=False)]
+            fitness = np.mean(returns, axis=(0, 2))  # [population + 1]
+            population_fitness = fitness[:-1]
+            shaped = np.where(np.isnan(population_fitness), np.inf, -population_fitness)
+            std = float(np.mean(np.asarray(getattr(state, "std", np.nan))))
+            state, _ = strategy.tell(key_tell, population, jnp.asarray(shaped), state, es_params)
+            row = (np.nanmean(population_fitness), np.nanmax(population_fitness), fitness[-1], std)
+            return state, row
+
+        times = {"compile": 0.0, "generations": 0.0}
+        compiled = []
+        bar = None
+        if progress and start < spec.generations:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=spec.generations, initial=start, unit="gen", dynamic_ncols=True,
+                       desc=f"meta {spec.algo} {'+'.join(spec.envs)}")
+        for g in range(start, spec.generations):
             t0 = time.perf_counter()
-            compiled.extend(e.lower(members, inner_keys).compile() for e in evaluators)
-            times["compile"] = time.perf_counter() - t0
-        returns = [_normalised(spec, env, np.asarray(evaluate(members, inner_keys)))
-                   for env, evaluate in zip(spec.envs, compiled, strict=False)]
-        fitness = np.mean(returns, axis=(0, 2))  # [population + 1]
-        population_fitness = fitness[:-1]
-        shaped = np.where(np.isnan(population_fitness), np.inf, -population_fitness)
-        std = float(np.mean(np.asarray(getattr(state, "std", np.nan))))
-        state, _ = strategy.tell(key_tell, population, jnp.asarray(shaped), state, es_params)
-        row = (np.nanmean(population_fitness), np.nanmax(population_fitness), fitness[-1], std)
-        return state, row
-
-    times = {"compile": 0.0, "generations": 0.0}
-    compiled = []
-    bar = None
-    if progress and start < spec.generations:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=spec.generations, initial=start, unit="gen", dynamic_ncols=True,
-                   desc=f"meta {spec.algo} {'+'.join(spec.envs)}")
-    for g in range(start, spec.generations):
-        t0 = time.perf_counter()
-        state, row = generation(g, state)
-        times["generations"] += time.perf_counter() - t0
-        if g == start:
-            times["generations"] -= times["compile"]
-        history = {name: np.append(history[name], np.float32(v))
-                   for name, v in zip(HISTORY, row)}
-        if checkpoints is not None:
-            checkpoints.save(g + 1, state, history, {"identity": identity})
+            state, row = generation(g, state)
+            times["generations"] += time.perf_counter() - t0
+            if g == start:
+                times["generations"] -= times["compile"]
+            history = {name: np.append(history[name], np.float32(v))
+                       for name, v in zip(HISTORY, row)}
+            if checkpoints is not None:
+                checkpoints.save(g + 1, state, history, {"identity": identity})
+            if bar is not None:
+                bar.set_postfix(mean=f"{row[2]:.1f}", best=f"{row[1]:.1f}", refresh=False)
+                bar.update(1)
         if bar is not None:
-            bar.set_postfix(mean=f"{row[2]:.1f}", best=f"{row[1]:.1f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    if checkpoints is not None:
-        checkpoints.wait()
-        checkpoints.close()
-    best = strategy._unravel_solution(state.best_solution) \
-        if not np.isnan(np.asarray(state.best_solution)).any() else None
-    result = MetaResult(spec, strategy.get_mean(state), best, history, times)
-    if out is not None:
-        write_meta(result, out)
-    return result
+            bar.close()
+        if checkpoints is not None:
+            checkpoints.close()
+        best = strategy._unravel_solution(state.best_solution) \
+            if not np.isnan(np.asarray(state.best_solution)).any() else None
+        result = MetaResult(spec, strategy.get_mean(state), best, history, times)
+        if out is not None:
+            write_meta(result, out)
+        return result
 
 
 def resume_meta(out, *, generations: int | None = None, progress: bool = True,

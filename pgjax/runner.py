@@ -37,6 +37,7 @@ from pgjax.engine import (CHECKPOINT_DIR, FINAL_WINDOW, Batch, RunCheckpoints,
                           checkpoint_options, chunk_length, final_returns, run_batch)
 from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.run_files import plot_curve, versions, write_metrics_csv
+from pgjax.run_lock import run_directory_lock
 from pgjax.trainer import metric_names
 from pgjax.validation import validate
 
@@ -84,52 +85,53 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
     identity = {"config": config.to_dict(), "seeds": seeds, "seed": seed,
                 "num_updates": config.num_updates, "chunk_length": length}
     writers = _sinks(sinks, out)  # a missing package is named before anything is written
-    checkpoints = _checkpoints(out, checkpoint, resume, identity, num_chunks)
-    batch = Batch((config,), seeds, seed, name=f"{config.algo} {config.env_id}")
-    try:
-        ran = run_batch(batch, num_chunks=num_chunks, devices=devices, progress=progress,
-                        checkpoints=checkpoints, stopped="training",
-                        on_chunk=_sink_writer(config, seeds, Path(out).name, writers)
-                        if writers else None,
-                        describe_run=lambda run: f"(seed index {run}, --seed {seed})")
-    finally:
-        for sink in writers:
-            sink.close()
-    metrics = ran.metrics
-    summary = {
-        "algo": config.algo,
-        "env": config.env_id,
-        "seeds": seeds,
-        "seed": seed,
-        "final_return": final_returns(metrics),
-        "final_return_window": FINAL_WINDOW,
-        "env_steps_per_seed": config.num_updates * config.batch_size,
-        "num_updates": config.num_updates,
-        "steps_per_second": ran.steps_per_second,
-        "resumed_at_update": ran.resumed_at,
-        "checkpoints_written": ran.checkpoints_written,
-        "nonfinite_updates": [int(n) for n in (metrics["nonfinite"] > 0).sum(axis=1)],
-        "compile_seconds": ran.compile_seconds,
-        "run_seconds": ran.run_seconds,
-        "wall_seconds": time.perf_counter() - wall_start,
-        "devices": [str(d) for d in ran.devices],
-        "padded_runs": ran.padded_runs,
-        "chunks": config.num_updates // ran.chunk_length,
-        "config": config.to_dict(),
-        "versions": versions(),
-    }
-    if "kl_bound_held" in metrics:
-        held = metrics["kl_bound_held"].mean(-1)
-        summary["kl_bound_held"] = held.tolist()
-        if (held < 1).any():
-            warnings.warn(f"{config.algo}: the trust region was exceeded after "
-                          f"{int((metrics['kl_bound_held'] < 1).sum())} of "
-                          f"{metrics['kl_bound_held'].size} updates (metric kl_bound_held)",
-                          stacklevel=2)
-    result = RunResult(config, ran.state, metrics, summary)
-    if out is not None:
-        write_run(result, Path(out))
-    return result
+    with run_directory_lock(out, enabled=out is not None):  # one process per run directory
+        checkpoints = _checkpoints(out, checkpoint, resume, identity, num_chunks)
+        batch = Batch((config,), seeds, seed, name=f"{config.algo} {config.env_id}")
+        try:
+            ran = run_batch(batch, num_chunks=num_chunks, devices=devices, progress=progress,
+                            checkpoints=checkpoints, stopped="training",
+                            on_chunk=_sink_writer(config, seeds, Path(out).name, writers)
+                            if writers else None,
+                            describe_run=lambda run: f"(seed index {run}, --seed {seed})")
+        finally:
+            for sink in writers:
+                sink.close()
+        metrics = ran.metrics
+        summary = {
+            "algo": config.algo,
+            "env": config.env_id,
+            "seeds": seeds,
+            "seed": seed,
+            "final_return": final_returns(metrics),
+            "final_return_window": FINAL_WINDOW,
+            "env_steps_per_seed": config.num_updates * config.batch_size,
+            "num_updates": config.num_updates,
+            "steps_per_second": ran.steps_per_second,
+            "resumed_at_update": ran.resumed_at,
+            "checkpoints_written": ran.checkpoints_written,
+            "nonfinite_updates": [int(n) for n in (metrics["nonfinite"] > 0).sum(axis=1)],
+            "compile_seconds": ran.compile_seconds,
+            "run_seconds": ran.run_seconds,
+            "wall_seconds": time.perf_counter() - wall_start,
+            "devices": [str(d) for d in ran.devices],
+            "padded_runs": ran.padded_runs,
+            "chunks": config.num_updates // ran.chunk_length,
+            "config": config.to_dict(),
+            "versions": versions(),
+        }
+        if "kl_bound_held" in metrics:
+            held = metrics["kl_bound_held"].mean(-1)
+            summary["kl_bound_held"] = held.tolist()
+            if (held < 1).any():
+                warnings.warn(f"{config.algo}: the trust region was exceeded after "
+                              f"{int((metrics['kl_bound_held'] < 1).sum())} of "
+                              f"{metrics['kl_bound_held'].size} updates (metric kl_bound_held)",
+                              stacklevel=2)
+        result = RunResult(config, ran.state, metrics, summary)
+        if out is not None:
+            write_run(result, Path(out))
+        return result
 
 
 def _sinks(names, out) -> list:
@@ -184,7 +186,9 @@ def _checkpoints(out, options, resume: bool, identity: dict, num_chunks: int):
         raise ValueError("checkpoint: needs out (checkpoints go to out/checkpoints)")
     options = checkpoint_options(options)
     directory = Path(out) / CHECKPOINT_DIR
-    if not resume and Checkpointer(directory).steps():
+    with Checkpointer(directory) as existing:
+        held = existing.steps()
+    if not resume and held:
         raise ValueError(f"out: {out} already holds checkpoints of a run; continue it with "
                          f"`pgjax resume {out}` or choose another directory")
     return RunCheckpoints(directory, options, identity, {"num_chunks": num_chunks},
@@ -199,7 +203,8 @@ def resume_run(out, *, progress: bool = True, devices=None,
     are read from the checkpoint; on the same devices the result is bit-identical to the
     uninterrupted run's (parameters and every metric).
     """
-    found = Checkpointer(Path(out) / CHECKPOINT_DIR).latest_meta()
+    with Checkpointer(Path(out) / CHECKPOINT_DIR) as existing:
+        found = existing.latest_meta()
     if found is None:
         raise ValueError(f"resume: {out} has no readable checkpoint in {CHECKPOINT_DIR}/ "
                          "(a directory written by `pgjax train`)")

@@ -46,6 +46,7 @@ from pgjax.config import make_config
 from pgjax.engine import (CHECKPOINT_DIR, Batch, RunCheckpoints, checkpoint_options,
                           chunk_length, run_batch)
 from pgjax.run_files import concatenate_csv, git_revision, versions
+from pgjax.run_lock import run_directory_lock
 from pgjax.sweep_files import (check_groups, describe_plan, done_flags, group_identity,
                                seed_note, sink_writer, write_group)
 from pgjax.trainer import metric_names
@@ -261,48 +262,49 @@ def sweep(spec=None, out="sweeps/sweep", *, devices=None, progress: bool = True,
     spec, groups = check_sweep(spec, **overrides)
     out = Path(out)
     writer = jax.process_index() == 0
-    done = done_flags(groups, out)
-    if progress and writer:
-        print(describe_plan(groups, done, devices or jax.devices(), out), flush=True)
-    options = checkpoint_options(spec.checkpoint, "sweep: checkpoint")
-    todo = [g for g, finished in zip(groups, done) if not finished and options is not None]
-    check_groups(todo, [out / "groups" / g.id / CHECKPOINT_DIR for g in todo],
-                 [chunk_length(g.configs[0].num_updates, spec.num_chunks) for g in todo])
-    if writer:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, default=str))
-    results = []
-    sinks = []
-    if writer and spec.sinks:
-        from pgjax.sinks import make_sinks
-
-        sinks = make_sinks(spec.sinks, out)
-    for group, finished in zip(groups, done):
-        directory = out / "groups" / group.id
-        if finished:
-            record = {**json.loads((directory / "group.json").read_text()), "status": "resumed"}
-            results.append(GroupResult(group, None, record))
-            continue
-        result = run_group(group, num_chunks=spec.num_chunks, devices=devices,
-                           progress=progress and writer,
-                           on_chunk=sink_writer(group, sinks) if sinks else None,
-                           checkpoint=options, directory=directory / CHECKPOINT_DIR)
+    with run_directory_lock(out, enabled=writer):  # one process per sweep directory
+        done = done_flags(groups, out)
+        if progress and writer:
+            print(describe_plan(groups, done, devices or jax.devices(), out), flush=True)
+        options = checkpoint_options(spec.checkpoint, "sweep: checkpoint")
+        todo = [g for g, finished in zip(groups, done) if not finished and options is not None]
+        check_groups(todo, [out / "groups" / g.id / CHECKPOINT_DIR for g in todo],
+                     [chunk_length(g.configs[0].num_updates, spec.num_chunks) for g in todo])
         if writer:
-            write_group(result, directory, spec.swept(), spec.metrics)
-        results.append(result)
-    for sink in sinks:
-        sink.close()
-    manifest = {
-        "spec": spec.to_dict(), "versions": versions(), "git_revision": git_revision(),
-        "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(),
-        "groups": [r.record for r in results], "wall_seconds": time.perf_counter() - wall,
-    }
-    if writer:
-        dirs = [out / "groups" / g.id for g in groups]
-        concatenate_csv([d / "metrics.csv" for d in dirs], out / "results.csv")
-        concatenate_csv([d / "final.csv" for d in dirs], out / "final.csv")
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    return SweepResult(out, manifest, results)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, default=str))
+        results = []
+        sinks = []
+        if writer and spec.sinks:
+            from pgjax.sinks import make_sinks
+
+            sinks = make_sinks(spec.sinks, out)
+        for group, finished in zip(groups, done):
+            directory = out / "groups" / group.id
+            if finished:
+                record = {**json.loads((directory / "group.json").read_text()), "status": "resumed"}
+                results.append(GroupResult(group, None, record))
+                continue
+            result = run_group(group, num_chunks=spec.num_chunks, devices=devices,
+                               progress=progress and writer,
+                               on_chunk=sink_writer(group, sinks) if sinks else None,
+                               checkpoint=options, directory=directory / CHECKPOINT_DIR)
+            if writer:
+                write_group(result, directory, spec.swept(), spec.metrics)
+            results.append(result)
+        for sink in sinks:
+            sink.close()
+        manifest = {
+            "spec": spec.to_dict(), "versions": versions(), "git_revision": git_revision(),
+            "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(),
+            "groups": [r.record for r in results], "wall_seconds": time.perf_counter() - wall,
+        }
+        if writer:
+            dirs = [out / "groups" / g.id for g in groups]
+            concatenate_csv([d / "metrics.csv" for d in dirs], out / "results.csv")
+            concatenate_csv([d / "final.csv" for d in dirs], out / "final.csv")
+            (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        return SweepResult(out, manifest, results)
 
 
 def is_sweep_dir(out) -> bool:

@@ -31,9 +31,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def sigkill_after_checkpoint(argv: list, kill_after: int, tmp_path: Path) -> None:
+def sigkill_after_checkpoint(argv: list, kill_after: int, tmp_path: Path,
+                             while_running=None) -> None:
     """Run ``pgjax ARGV`` in a subprocess; once it has written (and finished writing) a
-    checkpoint at update ``kill_after`` or later, kill it with SIGKILL."""
+    checkpoint at update ``kill_after`` or later, call ``while_running(pid)`` (if given), then
+    kill it with SIGKILL."""
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(kill_after=kill_after))
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -43,6 +45,8 @@ def sigkill_after_checkpoint(argv: list, kill_after: int, tmp_path: Path) -> Non
         line = child.stdout.readline()
         assert line.startswith(f"saved {kill_after}"), \
             (line, child.stderr.read() if not line else "")
+        if while_running is not None:
+            while_running(child.pid)
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=60) == -signal.SIGKILL
     finally:
@@ -51,9 +55,10 @@ def sigkill_after_checkpoint(argv: list, kill_after: int, tmp_path: Path) -> Non
 
 
 def tree_digest(path: Path) -> dict:
-    """``relative path → SHA-256`` of every file under ``path``."""
+    """``relative path → SHA-256`` of every file under ``path`` but the run-directory lock (a
+    refused run may take over a dead process's lock: it holds no run data)."""
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+            for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".pgjax-lock"}
 
 
 def truncate_state(step_dir: Path) -> None:

@@ -40,15 +40,25 @@ def assert_same_run(result, reference):
         np.testing.assert_array_equal(result.metrics[name], reference.metrics[name], name)
 
 
-def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path):
+def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path, capsys):
     out = tmp_path / "run"
-    sigkill_after_checkpoint(["train", "ppo", "CartPole-v1", "--seeds", str(SEEDS), "--out",
-                              str(out), "--quiet", "--checkpoint-every-updates", "2", "--set",
-                              *SETS], 6, tmp_path)
-    assert not (out / "metrics.csv").exists()  # it really died mid-run
+    argv = ["train", "ppo", "CartPole-v1", "--seeds", str(SEEDS), "--out", str(out), "--quiet",
+            "--checkpoint-every-updates", "2", "--set", *SETS]
+    owners = []
+
+    def second_run_is_refused(pid):  # the directory is the running process's
+        capsys.readouterr()
+        assert pgjax.cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in use by pgjax process {pid} on " in err, err
+        owners.append(pid)
+
+    sigkill_after_checkpoint(argv, 6, tmp_path, while_running=second_run_is_refused)
+    assert owners and not (out / "metrics.csv").exists()  # it really died mid-run
     assert Checkpointer(out / CHECKPOINT_DIR).steps() == [2, 4, 6]
 
-    resumed = pgjax.resume(out, progress=False)
+    with pytest.warns(UserWarning, match=f"took over the lock of pgjax process {owners[0]} "):
+        resumed = pgjax.resume(out, progress=False)  # the dead process's lock
     assert resumed.summary["resumed_at_update"] == 6
     assert_same_run(resumed, uninterrupted[1])
     # The run files are the uninterrupted run's, every metric of every update included.

@@ -109,7 +109,7 @@ def test_checkpoints_of_a_different_spec_are_refused(killed, tmp_path, capsys):
 
 def test_checkpoint_spec_key_is_validated():
     assert load_spec(SPEC).checkpoint == {"every_seconds": None, "every_updates": 2, "keep": 3,
-                                          "async_save": True}
+                                          "async_save": True, "on_write_error": "stop"}
     assert load_spec(SPEC, checkpoint=False).checkpoint is False
     with pytest.raises(ValueError, match="^sweep: checkpoint: unknown option 'every'"):
         load_spec(SPEC, checkpoint={"every": 3})

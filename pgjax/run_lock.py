@@ -1,0 +1,127 @@
+"""One process per run directory: an advisory file lock, taken before anything is written.
+
+:func:`run_directory_lock` holds ``DIR/.pgjax-lock`` (``fcntl.flock``, exclusive, non-blocking)
+for as long as a train run, a sweep or a meta-learning run writes into ``DIR``; the file names
+its owner (pid, host, start time, command). A second process that tries the same directory is
+refused in one line naming the owner (:class:`RunDirectoryBusy`). The operating system drops
+the lock when its process dies (even by SIGKILL), so the lock of a dead process is taken over,
+with a warning naming it. The lock is re-entrant within a process (``pgjax.resume`` → ``train``).
+Under ``jax.distributed`` process 0 alone writes and takes it.
+
+A directory that cannot be written (read-only, permission denied, no space) is refused here too,
+before anything is compiled: :class:`pgjax.faults.WriteFault` names the path and the OS error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from pgjax.faults import WriteFault, write_fault_message
+
+__all__ = ["LOCK_FILE", "RunDirectoryBusy", "lock_owner", "run_directory_lock"]
+
+#: The lock file in a run directory.
+LOCK_FILE = ".pgjax-lock"
+
+#: Directories this process holds, with their nesting depth (the lock is re-entrant).
+_held: dict[Path, int] = {}
+
+
+class RunDirectoryBusy(ValueError):
+    """Another live process holds the run directory."""
+
+
+def lock_owner(directory) -> dict | None:
+    """The owner recorded in ``directory``'s lock file (``pid``, ``host``, ``started``,
+    ``command``), or None when there is none (no file, empty, or unreadable)."""
+    try:
+        return _parse_owner((Path(directory) / LOCK_FILE).read_text())
+    except OSError:
+        return None
+
+
+def _parse_owner(text: str) -> dict | None:
+    try:
+        owner = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _describe(owner: dict | None) -> str:
+    if not owner:
+        return "another process"
+    return (f"pgjax process {owner.get('pid', '?')} on {owner.get('host', '?')} "
+            f"(since {owner.get('started', '?')})")
+
+
+@contextlib.contextmanager
+def run_directory_lock(directory, *, what: str = "out", enabled: bool = True):
+    """Hold ``directory`` (created if missing) for this process while the block runs.
+
+    Raises :class:`RunDirectoryBusy` (a ``ValueError``: bad input, exit 2 in the CLI) when a
+    live process holds it, :class:`~pgjax.faults.WriteFault` when it cannot be written;
+    ``what`` names the argument in the message. ``enabled=False`` holds nothing (the
+    non-writing processes of a multi-process sweep).
+    """
+    if not enabled:
+        yield
+        return
+    import fcntl
+
+    directory = Path(directory).absolute()
+    if directory in _held:
+        _held[directory] += 1
+        try:
+            yield
+        finally:
+            _held[directory] -= 1
+        return
+    path = directory / LOCK_FILE
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise WriteFault(write_fault_message(directory, error)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _parse_owner(os.pread(fd, 4096, 0).decode(errors="replace"))
+            raise RunDirectoryBusy(
+                f"{what}: {directory} is in use by {_describe(owner)}; wait for it to end or "
+                "choose another directory") from None
+        stale = _parse_owner(os.pread(fd, 4096, 0).decode(errors="replace"))
+        if stale:
+            warnings.warn(f"{what}: took over the lock of {_describe(stale)} on {directory}, "
+                          "which is no longer running", stacklevel=3)
+        _write_owner(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    _held[directory] = 1
+    try:
+        yield
+    finally:
+        del _held[directory]
+        with contextlib.suppress(OSError):  # a clean release leaves an empty file
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _write_owner(fd: int, path: Path) -> None:
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "command": " ".join(sys.argv)[:300]}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+    except OSError as error:
+        raise WriteFault(write_fault_message(path, error)) from None
