@@ -247,6 +247,27 @@ MUTATIONS = [
     Mutation("metrics that no group reports accepted", "pgjax/sweeps.py",
              "unknown = [m for m in spec.metrics if m not in reported]", "unknown = []",
              ("tests/test_bad_inputs.py",)),
+    # --- file-system faults and the run-directory lock ---
+    Mutation("a live run's directory lock not enforced", "pgjax/run_lock.py",
+             "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "fcntl.LOCK_EX",
+             ("tests/test_checkpoint.py",)),
+    Mutation("a failed checkpoint save ignored (the run goes on)", "pgjax/checkpoint.py",
+             "        raise WriteFault(message) from None", "        return",
+             ("tests/test_run_faults.py",)),
+    Mutation("temporary checkpoint directories left behind", "pgjax/checkpoint.py",
+             "            shutil.rmtree(path, ignore_errors=True)", "            pass",
+             ("tests/test_run_faults.py",)),
+    Mutation("orbax's log records reach the terminal", "pgjax/checkpoint_log.py",
+             "        _append(_open[-1], text)\n        return False",
+             "        _append(_open[-1], text)\n        return True",
+             ("tests/test_run_faults.py",)),
+    Mutation("a checkpoint directory removed under the run goes unnoticed",
+             "pgjax/checkpoint.py",
+             "if self._manager is not None and not self.directory.is_dir():",
+             "if False:", ("tests/test_run_faults.py",)),
+    Mutation("chunk_length misses the divisors above sqrt(n)", "pgjax/engine.py",
+             "    divisors = small + [num_updates // d for d in small]", "    divisors = small",
+             ("tests/test_run_faults.py",)),
 ]
 
 

@@ -182,7 +182,7 @@ def test_the_lock_is_reentrant_and_released(tmp_path):
         with run_directory_lock(tmp_path):  # pgjax.resume -> train in one process
             assert f'"pid": {os.getpid()}' in (tmp_path / LOCK_FILE).read_text()
         assert (tmp_path / LOCK_FILE).read_text()  # still held by the outer block
-    assert (tmp_path / LOCK_FILE).read_text() == ""  # released
+    assert not (tmp_path / LOCK_FILE).exists()  # released
 
 
 def test_chunk_length_is_the_closest_divisor_in_sqrt_time():
@@ -198,3 +198,18 @@ def test_chunk_length_is_the_closest_divisor_in_sqrt_time():
     assert chunk_length(2**31 - 1, 20) == 2**31 - 1  # a prime: one chunk
     assert chunk_length(2**30, 16) == 2**26
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_checkpoint_directory_removed_under_the_run_stops_it(tmp_path):
+    checkpoints = Checkpointer(tmp_path / "run" / CHECKPOINT_DIR)
+    state, history = {"x": np.arange(3.0)}, {"return": np.zeros((1, 1))}
+    checkpoints.save(1, state, history, {})
+    checkpoints.wait()
+    import shutil
+
+    shutil.rmtree(tmp_path / "run")  # e.g. `rm -rf` of the run directory while it trains
+    with pytest.raises(OSError, match=f"^checkpoint: cannot write {tmp_path}/run/"
+                                      f"{CHECKPOINT_DIR}/2: the directory was removed "
+                                      r"\(no complete checkpoint\)$"):
+        checkpoints.save(2, state, history, {})
+    assert not (tmp_path / "run").exists()  # not silently recreated
