@@ -1,6 +1,6 @@
 """The MuJoCo Playground adapter: a time limit is a truncation with the true final observation,
-each episode starts from a fresh reset, dict observations give the policy one key, and a run
-vmapped over seeds equals the loop."""
+each episode starts from a fresh reset, dict observations give the policy one key, and envs
+vmapped over seeds step as each alone."""
 
 import subprocess
 import sys
@@ -67,20 +67,27 @@ def test_action_repeat_sums_the_rewards(cartpole):
     assert not bool(truncated)  # 3 of the 6 env steps
 
 
-def test_vmap_over_seeds_equals_loop():
-    config = pgjax.make_config("ppo", "playground/CartpoleBalance", **TINY,
-                               env_kwargs=(("episode_length", 12),))
+def test_vmap_over_seeds_equals_loop(cartpole):
+    """A population of envs, one per seed, vmapped (as pgjax vmaps seeds) steps as each env
+    does alone, across an episode end: MJX's pure-JAX implementation under vmap."""
+    env, step = cartpole  # episode_length 5: the 7 steps cross a truncation and its reset
     keys = jax.random.split(jax.random.key(3), 2)
-    vmapped_state, vmapped_metrics = jax.jit(jax.vmap(pgjax.make_train(config)))(keys)
-    train = jax.jit(pgjax.make_train(config))
-    for i, key in enumerate(keys):
-        state, metrics = train(key)
-        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(vmapped_state.params)):
-            np.testing.assert_allclose(a, b[i], atol=1e-5)
-        np.testing.assert_allclose(metrics["value_loss"], vmapped_metrics["value_loss"][i],
-                                   rtol=1e-4)
-    # Seeds differ: the two runs are not one run twice.
-    assert not np.allclose(vmapped_metrics["value_loss"][0], vmapped_metrics["value_loss"][1])
+    actions = jnp.array([[0.5], [-0.3]])
+    batched_reset, batched_step = jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
+    states, observations = batched_reset(keys)
+    alone = [env.reset(key) for key in keys]
+    for t in range(7):
+        step_keys = jax.random.split(jax.random.key(100 + t), 2)
+        states, observations, rewards, _, truncated, _ = batched_step(step_keys, states,
+                                                                      actions)
+        for i in range(2):
+            state, obs, reward, _, trunc, _ = step(step_keys[i], alone[i][0], actions[i])
+            alone[i] = (state, obs)
+            np.testing.assert_allclose(observations[i], obs, atol=1e-5)
+            np.testing.assert_allclose(rewards[i], reward, atol=1e-5)
+            assert bool(truncated[i]) == bool(trunc)
+    # Seeds differ: the two envs are not one env twice.
+    assert not np.allclose(observations[0], observations[1])
 
 
 def test_unknown_name_bad_lengths_and_observation_key():
