@@ -36,7 +36,8 @@ from pgjax.faults import NumericalFault, fault_message, first_fault, kept_checkp
 from pgjax.trainer import make_trainer, metric_names
 
 __all__ = ["CHECKPOINT_DIR", "FINAL_WINDOW", "Batch", "BatchResult", "RunCheckpoints",
-           "checkpoint_options", "chunk_length", "final_returns", "join_chunks", "run_batch"]
+           "checkpoint_options", "chunk_length", "final_returns", "join_chunks", "num_chunks_of",
+           "run_batch"]
 
 #: Where a run directory (a train run, a sweep group) keeps its checkpoints.
 CHECKPOINT_DIR = "checkpoints"
@@ -46,13 +47,22 @@ FINAL_WINDOW = 0.05
 
 
 def chunk_length(num_updates: int, num_chunks: int) -> int:
-    """The divisor of ``num_updates`` closest to ``num_updates / num_chunks`` (so every chunk
-    has the same length and compiles once); the divisors come in pairs ``(d, n / d)`` with
+    """Updates per jitted chunk: the divisor of ``num_updates`` closest to ``num_updates /
+    num_chunks`` when one is within a factor 2 of it (every chunk the same length: one
+    program), else that target rounded — the last chunk is then shorter (a second program,
+    compiled when it is reached), so that an awkward count (a prime number of updates) still
+    gets its progress updates and checkpoints. The divisors come in pairs ``(d, n / d)`` with
     ``d ≤ √n``, found in O(√n) steps."""
     target = num_updates / max(1, num_chunks)
     small = [d for d in range(1, math.isqrt(num_updates) + 1) if num_updates % d == 0]
     divisors = small + [num_updates // d for d in small]
-    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
+    best = min(divisors, key=lambda d: (abs(math.log(d / target)), d))
+    return best if abs(math.log(best / target)) <= math.log(2) else max(1, round(target))
+
+
+def num_chunks_of(num_updates: int, length: int) -> int:
+    """How many chunks of ``length`` updates (the last one possibly shorter) make a run."""
+    return -(-num_updates // length)
 
 
 def final_returns(metrics: dict, window: float = FINAL_WINDOW) -> list[float]:
@@ -241,14 +251,18 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
         config, key = args
         return make_trainer(config).init(jax.random.wrap_key_data(key))
 
-    def chunk(args):
-        config, state = args
-        trainer = make_trainer(config)
-        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=length)
+    def chunk_program(steps: int):
+        def chunk(args):
+            config, state = args
+            trainer = make_trainer(config)
+            return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=steps)
 
-    mapped_init, mapped_chunk = over_runs(init, devices), over_runs(chunk, devices)
+        mapped_chunk = over_runs(chunk, devices)
+        return jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
+
+    mapped_init = over_runs(init, devices)
     init_jit = jax.jit(lambda c, k: mapped_init((c, k)))
-    chunk_jit = jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
+    chunk_jit = chunk_program(length)
     with _compiling(f"{batch.name} ×{runs}", progress):
         t0 = time.perf_counter()
         restored, like = None, jax.eval_shape(init_jit, configs, keys)
@@ -276,12 +290,17 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
     bar = _progress_bar(progress, runs * num_updates * steps_per_update,
                         runs * done * steps_per_update, f"{batch.name} ×{runs}")
     resumed_at = done if restored is not None else None
-    t0 = time.perf_counter()
+    t0, tail_fn, tail_seconds = time.perf_counter(), None, 0.0
     try:
         if checkpoints is not None:
             checkpoints.start(done)
         while done < num_updates:
-            state, metrics = chunk_fn(configs, state)
+            steps = min(length, num_updates - done)
+            if steps < length and tail_fn is None:  # the last, shorter chunk
+                t1 = time.perf_counter()
+                tail_fn = chunk_program(steps).lower(configs, state).compile()
+                tail_seconds = time.perf_counter() - t1
+            state, metrics = (chunk_fn if steps == length else tail_fn)(configs, state)
             chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
             fault = None if batch.configs[0].skip_nonfinite else first_fault(chunks[-1])
             if fault is not None:
@@ -289,14 +308,14 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
                 raise NumericalFault(fault_message(
                     what, done + 1 + update, describe_run(run), stopped,
                     checkpoints.kept() if checkpoints is not None else "no checkpoint"))
-            done += length
+            done += steps
             if on_chunk is not None:
                 on_chunk(chunks[-1])
             if checkpoints is not None:
                 checkpoints.maybe_save(done, runs, state, lambda: join_chunks(chunks),
                                        final=done == num_updates)
             if bar is not None:
-                bar.update(runs * length * steps_per_update)
+                bar.update(runs * steps * steps_per_update)
                 bar.set_postfix_str(f"return {_latest_return(chunks[-1]):.1f}")
         jax.block_until_ready(state)
         if checkpoints is not None:
@@ -306,7 +325,8 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
             checkpoints.close(quiet=True)
         if bar is not None:
             bar.close()
-    run_seconds = init_seconds + time.perf_counter() - t0
+    run_seconds = init_seconds + time.perf_counter() - t0 - tail_seconds
+    compile_seconds += tail_seconds
     if len(which) > runs:
         state = jax.jit(lambda s: jax.tree.map(lambda x: x[:runs], s))(state)
     ran = runs * (num_updates - (resumed_at or 0)) * steps_per_update

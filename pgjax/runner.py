@@ -34,7 +34,8 @@ from pgjax.checkpoint import CheckpointOptions, Checkpointer
 from pgjax.checks import check_count, check_history, check_seed
 from pgjax.config import Config, config_from_dict
 from pgjax.engine import (CHECKPOINT_DIR, FINAL_WINDOW, Batch, RunCheckpoints,
-                          checkpoint_options, chunk_length, final_returns, run_batch)
+                          checkpoint_options, chunk_length, final_returns, num_chunks_of,
+                          run_batch)
 from pgjax.policy import POLICY_FILE, save_policies
 from pgjax.run_files import plot_curve, versions, write_metrics_csv
 from pgjax.run_lock import run_directory_lock
@@ -116,7 +117,7 @@ def train(config: Config, seeds: int = 1, out=None, *, seed: int = 0, num_chunks
             "wall_seconds": time.perf_counter() - wall_start,
             "devices": [str(d) for d in ran.devices],
             "padded_runs": ran.padded_runs,
-            "chunks": config.num_updates // ran.chunk_length,
+            "chunks": num_chunks_of(config.num_updates, ran.chunk_length),
             "config": config.to_dict(),
             "versions": versions(),
         }

@@ -44,7 +44,7 @@ import jax
 from pgjax.checks import check_history, check_spec_values, read_json, read_spec_file
 from pgjax.config import make_config
 from pgjax.engine import (CHECKPOINT_DIR, Batch, RunCheckpoints, checkpoint_options,
-                          chunk_length, run_batch)
+                          chunk_length, num_chunks_of, run_batch)
 from pgjax.run_files import concatenate_csv, git_revision, versions
 from pgjax.run_lock import run_directory_lock
 from pgjax.sweep_files import (check_groups, describe_plan, done_flags, group_identity,
@@ -197,7 +197,7 @@ def run_group(group: Group, *, num_chunks: int = 10, devices=None, progress: boo
         "compile_seconds": ran.compile_seconds, "run_seconds": ran.run_seconds,
         "steps_per_second": ran.steps_per_second,
         "wall_seconds": time.perf_counter() - start_wall,
-        "chunks": num_updates // ran.chunk_length, "devices": [str(d) for d in ran.devices],
+        "chunks": num_chunks_of(num_updates, ran.chunk_length), "devices": [str(d) for d in ran.devices],
         "processes": jax.process_count(), "config": group.configs[0].to_dict(),
         "resumed_at_update": ran.resumed_at,
         "checkpoints_written": ran.checkpoints_written,

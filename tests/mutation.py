@@ -268,6 +268,9 @@ MUTATIONS = [
     Mutation("chunk_length misses the divisors above sqrt(n)", "pgjax/engine.py",
              "    divisors = small + [num_updates // d for d in small]", "    divisors = small",
              ("tests/test_run_faults.py",)),
+    Mutation("the last, shorter chunk runs a whole chunk", "pgjax/engine.py",
+             "steps = min(length, num_updates - done)", "steps = length",
+             ("tests/test_run_faults.py",)),
 ]
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import pgjax
 import pgjax.cli
-from pgjax.checkpoint import TEMPORARY_SUFFIX, Checkpointer
+from pgjax.checkpoint import TEMPORARY_SUFFIX, CheckpointOptions, Checkpointer
 from pgjax.checkpoint_log import route_to
 from pgjax.engine import CHECKPOINT_DIR, chunk_length
 from pgjax.run_lock import LOCK_FILE, run_directory_lock
@@ -188,16 +188,34 @@ def test_the_lock_is_reentrant_and_released(tmp_path):
 def test_chunk_length_is_the_closest_divisor_in_sqrt_time():
     def brute_force(n, k):
         target = n / k
-        return min((d for d in range(1, n + 1) if n % d == 0),
+        best = min((d for d in range(1, n + 1) if n % d == 0),
                    key=lambda d: (abs(math.log(d / target)), d))
+        return best if abs(math.log(best / target)) <= math.log(2) else max(1, round(target))
 
     for n in range(1, 700):
         for k in (1, 3, 20):
             assert chunk_length(n, k) == brute_force(n, k), (n, k)
     start = time.perf_counter()
-    assert chunk_length(2**31 - 1, 20) == 2**31 - 1  # a prime: one chunk
+    assert chunk_length(2**31 - 1, 20) == round((2**31 - 1) / 20)  # a prime: a shorter tail
     assert chunk_length(2**30, 16) == 2**26
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_prime_number_of_updates_runs_in_chunks_with_a_shorter_last_one(tmp_path):
+    """7 updates in 3 chunks: 2 + 2 + 2 + 1 (no divisor of 7 is near 7/3), checkpointed at each
+    chunk end, bit-identical to one scan of 7 updates."""
+    config = pgjax.make_config("ppo", "CartPole-v1", **{**TINY, "total_timesteps": 4 * 32 * 7})
+    chunked = pgjax.train(config, seeds=2, out=tmp_path, num_chunks=3, progress=False,
+                          checkpoint=CheckpointOptions(every_seconds=None, every_updates=1,
+                                                       keep=5))
+    whole = pgjax.train(config, seeds=2, num_chunks=1, progress=False)
+    assert chunked.summary["chunks"] == 4 and whole.summary["chunks"] == 1
+    assert Checkpointer(tmp_path / CHECKPOINT_DIR).steps() == [2, 4, 6, 7]
+    for name in ("env_steps", "value_loss", "episodic_return"):
+        np.testing.assert_array_equal(chunked.metrics[name], whole.metrics[name], name)
+    for a, b in zip(jax.tree.leaves(chunked.final_state.params),
+                    jax.tree.leaves(whole.final_state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_checkpoint_directory_removed_under_the_run_stops_it(tmp_path):
