@@ -303,7 +303,7 @@ def run_tests(root: Path, first: tuple[str, ...], timeout: float) -> tuple[str, 
     at the first failure: ``("killed" | "survived" | "error" | "timeout", seconds, last line)``."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p",
-               "no:cacheprovider"]
+               "no:cacheprovider", "-n", "0"]  # one process: the likely killers in order
     start = time.perf_counter()
     try:  # the likely killers alone first (no collection of the rest), then everything
         for paths in ([*first], ["tests"]):
