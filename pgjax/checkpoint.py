@@ -196,7 +196,6 @@ class Checkpointer:
         self._route = None
         self._pending = None  #: the step of a save that may still be in flight
         self.saved = 0  #: checkpoints written by this checkpointer
-        self.failed = 0  #: saves that failed (``on_write_error="continue"``)
 
     def __enter__(self):
         return self
@@ -289,7 +288,6 @@ class Checkpointer:
         step, self._pending = self._pending, None
         self.close(quiet=True)
         self.remove_temporary()
-        self.failed += 1
         complete = sorted(int(p.name) for p in self.directory.glob("*") if p.name.isdigit())
         message = "checkpoint: " + write_fault_message(self.directory / str(step), error) + (
             f" (the newest complete checkpoint is update {complete[-1]})" if complete

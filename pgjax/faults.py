@@ -107,9 +107,9 @@ def os_reason(error: BaseException) -> str:
     return (text.strip().splitlines() or [type(error).__name__])[0][:200]
 
 
-def write_fault_message(path, error: BaseException, what: str = "cannot write") -> str:
-    """``"{what} PATH: REASON"`` — one line."""
-    return f"{what} {path}: {os_reason(error)}"
+def write_fault_message(path, error: BaseException) -> str:
+    """``"cannot write PATH: REASON"`` — one line."""
+    return f"cannot write {path}: {os_reason(error)}"
 
 
 def os_error_line(error: OSError) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pgjax.faults import WriteFault, write_fault_message
 
-__all__ = ["LOCK_FILE", "RunDirectoryBusy", "lock_owner", "run_directory_lock"]
+__all__ = ["LOCK_FILE", "RunDirectoryBusy", "run_directory_lock"]
 
 #: The lock file in a run directory.
 LOCK_FILE = ".pgjax-lock"
@@ -37,15 +37,6 @@ _held: dict[Path, int] = {}
 
 class RunDirectoryBusy(ValueError):
     """Another live process holds the run directory."""
-
-
-def lock_owner(directory) -> dict | None:
-    """The owner recorded in ``directory``'s lock file (``pid``, ``host``, ``started``,
-    ``command``), or None when there is none (no file, empty, or unreadable)."""
-    try:
-        return _parse_owner((Path(directory) / LOCK_FILE).read_text())
-    except OSError:
-        return None
 
 
 def _parse_owner(text: str) -> dict | None:
