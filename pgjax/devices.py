@@ -111,9 +111,10 @@ def use_compile_cache(path: str | None = None, min_compile_seconds: float = 1.0)
     the same config again loads its programs instead of compiling them; returns the directory
     (default :func:`compile_cache_dir`). Programs that compiled in under
     ``min_compile_seconds`` are not kept; nothing is evicted (JAX's default: a brax/hopper
-    run's programs took 1.8 MB here, a Breakout-MinAtar run's 0.3 MB). The ``pgjax`` command
-    line calls it (its ``--no-compile-cache`` does not); call it before the first JAX
-    compilation.
+    run's programs took 1.8 MB here, a Breakout-MinAtar run's 0.3 MB). The engine's traced
+    programs are kept beside them, in ``programs/`` (:mod:`pgjax.programs`: a run of the same
+    configuration skips tracing too). The ``pgjax`` command line calls it (its
+    ``--no-compile-cache`` does not); call it before the first JAX compilation.
 
     Example (a script's first lines)::
 
@@ -126,6 +127,9 @@ def use_compile_cache(path: str | None = None, min_compile_seconds: float = 1.0)
     path = os.path.abspath(path or compile_cache_dir())
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    from pgjax.programs import use_program_store
+
+    use_program_store(os.path.join(path, "programs"))
     return path
 
 

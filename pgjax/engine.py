@@ -33,6 +33,7 @@ from pgjax.devices import warn_if_one_core
 from pgjax.distributed import (broadcast, global_array, over_runs, padded_order, run_devices,
                                to_host)
 from pgjax.faults import NumericalFault, fault_message, first_fault, kept_checkpoint
+from pgjax.programs import Program, storable
 from pgjax.trainer import make_trainer, metric_names
 
 __all__ = ["CHECKPOINT_DIR", "FINAL_WINDOW", "Batch", "BatchResult", "RunCheckpoints",
@@ -251,27 +252,36 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
         config, key = args
         return make_trainer(config).init(jax.random.wrap_key_data(key))
 
-    def chunk_program(steps: int):
+    def chunk_of(steps: int):
         def chunk(args):
             config, state = args
             trainer = make_trainer(config)
             return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=steps)
 
-        mapped_chunk = over_runs(chunk, devices)
-        return jax.jit(lambda c, s: mapped_chunk((c, s)), donate_argnums=1)
+        return over_runs(chunk, devices)
 
     mapped_init = over_runs(init, devices)
-    init_jit = jax.jit(lambda c, k: mapped_init((c, k)))
-    chunk_jit = chunk_program(length)
+    stored = [c.to_dict() for c in batch.configs] if storable(batch.configs) else None
+
+    def program(fn, args, name: str, **donate):  # exported once when the store is on
+        return Program(fn, args, None if stored is None else {"program": name, "configs": stored},
+                       **donate)
+
+    def chunk_program(steps: int, like):
+        mapped = chunk_of(steps)
+        return program(lambda c, s: mapped((c, s)), (configs, placed(like, keys)),
+                       f"chunk of {steps}", donate_argnums=(1,))
+
     with _compiling(f"{batch.name} ×{runs}", progress):
         t0 = time.perf_counter()
-        restored, like = None, jax.eval_shape(init_jit, configs, keys)
+        init_program = program(lambda c, k: mapped_init((c, k)), (configs, keys), "init")
+        restored, like = None, init_program.out_shapes()
+        chunk = chunk_program(length, like)
         if checkpoints is not None:
             restored = checkpoints.restore(runs, like, lambda step: jax.tree.map(
-                lambda v: np.zeros((runs, step), v.dtype),
-                jax.eval_shape(chunk_jit, configs, like)[1]))
+                lambda v: np.zeros((runs, step), v.dtype), chunk.out_shapes()[1]))
         if restored is None:
-            init_fn = init_jit.lower(configs, keys).compile()
+            init_fn = init_program.compile()
             compile_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             state, done, chunks = init_fn(configs, keys), 0, []
@@ -283,7 +293,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
             chunks = [history]
         init_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        chunk_fn = chunk_jit.lower(configs, state).compile()
+        chunk_fn = chunk.compile()
         compile_seconds += time.perf_counter() - t0
 
     steps_per_update = batch.configs[0].batch_size
@@ -298,7 +308,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
             steps = min(length, num_updates - done)
             if steps < length and tail_fn is None:  # the last, shorter chunk
                 t1 = time.perf_counter()
-                tail_fn = chunk_program(steps).lower(configs, state).compile()
+                tail_fn = chunk_program(steps, like).compile()
                 tail_seconds = time.perf_counter() - t1
             state, metrics = (chunk_fn if steps == length else tail_fn)(configs, state)
             chunks.append({k: np.asarray(v)[:runs] for k, v in to_host(metrics).items()})
@@ -333,6 +343,13 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
     return BatchResult(state, join_chunks(chunks, metric_names(batch.configs[0])), devices,
                        len(which), length, compile_seconds, run_seconds, ran / run_seconds,
                        resumed_at, 0 if checkpoints is None else checkpoints.saved)
+
+
+def placed(tree, like):
+    """``tree``'s leaves as ``jax.ShapeDtypeStruct`` placed as ``like`` (the run axis split
+    over the devices)."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=like.sharding),
+                        tree)
 
 
 @contextlib.contextmanager

@@ -8,16 +8,24 @@ where the optional Warp backend is absent: pgjax uses MJX's JAX implementation),
 Brax's generalized backend imports, warns ``JAXopt is no longer maintained``
 (``DeprecationWarning``), and Brax's ``mjcf.load`` warns that Brax's pipelines are not actively
 maintained (``UserWarning``). None of these concerns a pgjax user.
+
+MJX imports NVIDIA Warp and its Warp backend whenever the ``warp-lang`` package is installed
+(it comes with ``mujoco-mjx``): 1.3 of the 1.9 s that importing Brax took on a 2-core CPU.
+pgjax runs MJX's JAX implementation only (Warp's breaks vmapped populations), so
+:func:`without_warp` imports Brax and Playground with Warp hidden — unless Warp or MJX is
+already imported, or ``PGJAX_MJX_WARP=1`` is set (for a process that also uses MJX's Warp
+backend itself).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import warnings
 
-__all__ = ["NOISE_WARNINGS", "install_hint", "quiet_import"]
+__all__ = ["NOISE_WARNINGS", "install_hint", "quiet_import", "without_warp"]
 
 #: Regular expressions of the third-party warning messages :func:`quiet_import` drops.
 NOISE_WARNINGS = (
@@ -63,3 +71,21 @@ def quiet_import(capture_output: bool = True):
         except BaseException:
             sys.stderr.write(captured.getvalue())
             raise
+
+
+@contextlib.contextmanager
+def without_warp():
+    """Run the block (the first import of MJX, through Brax or Playground) with the ``warp``
+    module hidden, so that MJX skips its optional Warp backend (module docstring); Warp itself
+    stays importable afterwards. Does nothing when Warp or MJX is already imported or
+    ``PGJAX_MJX_WARP=1``."""
+    if ("warp" in sys.modules or "mujoco.mjx" in sys.modules
+            or os.environ.get("PGJAX_MJX_WARP") == "1"):
+        yield
+        return
+    sys.modules["warp"] = None  # `import warp` raises ImportError
+    try:
+        yield
+    finally:
+        if "warp" in sys.modules and sys.modules["warp"] is None:
+            del sys.modules["warp"]

@@ -271,6 +271,16 @@ MUTATIONS = [
     Mutation("the last, shorter chunk runs a whole chunk", "pgjax/engine.py",
              "steps = min(length, num_updates - done)", "steps = length",
              ("tests/test_run_faults.py",)),
+    # --- the program store ---
+    Mutation("the stored program's digest ignores the configs", "pgjax/programs.py",
+             '"description": description,', '"description": description.get("program"),',
+             ("tests/test_programs.py",)),
+    Mutation("a user's env is stored (its code unseen by the digest)", "pgjax/programs.py",
+             "and not is_user_registered(c.env)", "",
+             ("tests/test_programs.py",)),
+    Mutation("the last, shorter chunk loads the whole chunk's stored program",
+             "pgjax/engine.py", 'f"chunk of {steps}"', '"chunk"',
+             ("tests/test_programs.py",)),
 ]
 
 

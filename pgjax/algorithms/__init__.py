@@ -32,13 +32,18 @@ from pgjax.algorithms.spo import SPO
 from pgjax.algorithms.trpo import TRPO
 
 __all__ = ["ALGORITHMS", "Algorithm", "NoHyperparameters", "hyperparameter",
-           "make_hyperparameters", "register", "register_drift", "user_drift"]
+           "is_built_in", "make_hyperparameters", "register", "register_drift", "user_drift"]
 
 #: Every registered algorithm by name: pgjax's, the shipped learned drifts, and the user's.
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (PPO, SPO, DPO, MDPO, LPO, TALPO, MIRROR,
                                                          TRPO, FIXPO)}
 ALGORITHMS.update({name: shipped_algorithm(name) for name in drifts.shipped()})
 _BUILT_IN = frozenset(ALGORITHMS)
+
+
+def is_built_in(name: str) -> bool:
+    """Whether ``name`` is one of pgjax's algorithms (a shipped drift included), not a user's."""
+    return name in _BUILT_IN
 
 
 def register(algorithm: Algorithm) -> Algorithm:

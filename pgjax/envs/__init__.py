@@ -49,6 +49,7 @@ __all__ = [
     "register",
     "list_envs",
     "canonical_id",
+    "is_user_registered",
 ]
 
 _registry: dict[str, Callable] = {}
@@ -59,6 +60,11 @@ def register(env_id: str, factory: Callable) -> None:
     if env_id in _registry:
         raise ValueError(f"environment id {env_id!r} is already registered")
     _registry[env_id] = factory
+
+
+def is_user_registered(env_id: str) -> bool:
+    """Whether ``env_id`` was added by :func:`register` (its factory is the user's code)."""
+    return env_id in _registry
 
 
 def list_envs() -> list[str]:

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.envs.core import AutoReset, Box
-from pgjax.extras import install_hint, quiet_import
+from pgjax.extras import install_hint, quiet_import, without_warp
 
 DEFAULT_BACKEND = "generalized"
 DEFAULT_EPISODE_LENGTH = 1000
@@ -43,7 +43,7 @@ PHYSICS_PRECISION = "highest"  #: matmul precision of the physics (module docstr
 def _import_brax_envs():
     if importlib.util.find_spec("brax") is None:
         raise ImportError(f"Brax environments need the brax extra: {install_hint('brax')}")
-    with quiet_import():  # MJX's "Failed to import warp", jaxopt's deprecation (pgjax.extras)
+    with quiet_import(), without_warp():  # MJX's noise, and its Warp backend (pgjax.extras)
         import brax.envs
 
     return brax.envs

@@ -12,7 +12,8 @@ observation in ``info["final_observation"]``.
 Physics: ``impl="jax"`` (MJX's pure-JAX implementation) by default, so that seeds and
 hyperparameter grids ``vmap``; Playground 0.2's own default for many tasks is ``"warp"``,
 whose kernels do not batch under ``vmap`` of whole training runs — pass ``impl="warp"`` to
-ask for it. ``episode_length`` and ``action_repeat`` default to the task's config; other
+ask for it (with ``PGJAX_MJX_WARP=1`` set: pgjax imports MJX without its Warp backend
+otherwise, :func:`pgjax.extras.without_warp`). ``episode_length`` and ``action_repeat`` default to the task's config; other
 keyword arguments override fields of it (``config_overrides``). The physics runs at full
 float32 matmul precision on GPUs (``matmul_precision``,
 :mod:`pgjax.envs.brax_adapter`'s docstring).
@@ -39,7 +40,7 @@ import jax.numpy as jnp
 
 from pgjax.envs.brax_adapter import PHYSICS_PRECISION, BraxEnv, BraxState, check_precision
 from pgjax.envs.core import AutoReset
-from pgjax.extras import install_hint, quiet_import
+from pgjax.extras import install_hint, quiet_import, without_warp
 
 DEFAULT_IMPL = "jax"
 INSTALL_HINT = ("MuJoCo Playground environments need the playground extra: "
@@ -49,7 +50,7 @@ INSTALL_HINT = ("MuJoCo Playground environments need the playground extra: "
 def _import_registry():
     if importlib.util.find_spec("mujoco_playground") is None:
         raise ImportError(INSTALL_HINT)
-    with quiet_import():  # MJX's "Failed to import warp", jaxopt's deprecation (pgjax.extras)
+    with quiet_import(), without_warp():  # MJX's noise, and its Warp backend (pgjax.extras)
         from mujoco_playground import registry
 
     return registry
