@@ -56,11 +56,12 @@ def program_store() -> Path | None:
 
 def storable(configs) -> bool:
     """Whether programs of ``configs`` may be stored: pgjax's own algorithms on env ids that
-    pgjax makes (the digest covers their code), no user drift function."""
+    pgjax makes (the digest covers their code), no user drift function, one process (under
+    ``jax.distributed`` every process traces)."""
     from pgjax.algorithms import is_built_in
     from pgjax.envs import is_user_registered
 
-    return all(is_built_in(c.algo) and isinstance(c.env, str) and not is_user_registered(c.env)
+    return jax.process_count() == 1 and all(is_built_in(c.algo) and isinstance(c.env, str) and not is_user_registered(c.env)
                and c.drift is None for c in configs)
 
 

@@ -1,8 +1,8 @@
 """The mutation check: deliberate bugs in the engine, each run against the fast tests.
 
 Every mutation replaces one exact piece of text (which must occur exactly once) in one file of a
-temporary copy of the repository; the non-slow tests then run against that copy, the tests
-most likely to notice first, stopping at the first failure. A mutation the tests let through
+temporary copy of the repository; every test but the long learning runs (``-m "not
+learning"``) then runs against that copy, the tests most likely to notice first, stopping at the first failure. A mutation the tests let through
 is a missing test. Not part of the default test run (pytest collects ``test_*.py`` only)::
 
     python tests/mutation.py                 # every mutation; prints a table and the score
@@ -11,7 +11,7 @@ is a missing test. Not part of the default test run (pytest collects ``test_*.py
     python tests/mutation.py --check         # the patterns still apply (no test run)
 
 Add a mutation with every engine change: (name, file, old text, new text, the test files that
-should kill it — they run first, then every other non-slow test).
+should kill it — they run first, then every other test but the learning runs).
 """
 
 from __future__ import annotations
@@ -309,10 +309,10 @@ def copy_repo(destination: Path) -> Path:
 
 
 def run_tests(root: Path, first: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
-    """Run the non-slow tests against the copy at ``root`` (``first`` before the rest), stopping
+    """Run every test but the learning runs against the copy at ``root`` (``first`` before the rest), stopping
     at the first failure: ``("killed" | "survived" | "error" | "timeout", seconds, last line)``."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p",
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not learning", "-p",
                "no:cacheprovider", "-n", "0"]  # one process: the likely killers in order
     start = time.perf_counter()
     try:  # the likely killers alone first (no collection of the rest), then everything

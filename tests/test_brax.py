@@ -11,18 +11,21 @@ import pytest
 
 import pgjax
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 pytest.importorskip("brax")
 
 
 @pytest.fixture(scope="module")
 def pendulum():
     env = pgjax.envs.make("brax/inverted_pendulum", episode_length=5)
-    return env, jax.jit(env.step)
+    return env, jax.jit(env.step), jax.jit(env.reset)
 
 
 def test_time_limit_truncates_and_keeps_the_final_observation(pendulum):
-    env, step = pendulum
-    state, obs = env.reset(jax.random.key(0))
+    env, step, reset = pendulum
+    physics_step = jax.jit(env.env.brax_env.step)
+    state, obs = reset(jax.random.key(0))
     starts, flags = [np.asarray(obs)], []
     for t in range(10):
         previous = state
@@ -32,7 +35,7 @@ def test_time_limit_truncates_and_keeps_the_final_observation(pendulum):
         if truncated:
             # The final observation is the pre-reset one: one more physics step from the
             # previous state; the returned observation starts the next episode.
-            expected = env.env.brax_env.step(previous.brax_state, jnp.zeros(1)).obs
+            expected = physics_step(previous.brax_state, jnp.zeros(1)).obs
             np.testing.assert_allclose(info["final_observation"], expected, atol=1e-6)
             assert not np.allclose(info["final_observation"], obs)
             starts.append(np.asarray(obs))

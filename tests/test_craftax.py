@@ -11,6 +11,8 @@ import pytest
 
 import pgjax
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 pytest.importorskip("craftax")
 
 NAME = "craftax/Craftax-Classic-Symbolic-v1"
@@ -20,19 +22,19 @@ NOOP = 0
 @pytest.fixture(scope="module")
 def short():
     env = pgjax.envs.make(NAME, max_timesteps=5, reset_ratio=None)
-    return env, jax.jit(env.step)
+    return env, jax.jit(env.step), jax.jit(env.reset)
 
 
 def test_time_limit_truncates_and_keeps_the_final_observation(short):
-    env, step = short
-    inner = env.env  # CraftaxEnv, no auto-reset
-    state, obs = env.reset(jax.random.key(0))
+    env, step, reset = short
+    inner_step = jax.jit(env.env.step)  # CraftaxEnv's, no auto-reset
+    state, obs = reset(jax.random.key(0))
     starts, flags = [np.asarray(obs)], []
     for t in range(10):
         previous, key = state, jax.random.key(t + 1)
         state, obs, reward, terminated, truncated, info = step(key, state, NOOP)
         flags.append((bool(terminated), bool(truncated)))
-        expected = inner.step(jax.random.split(key)[0], previous, NOOP)[1]
+        expected = inner_step(jax.random.split(key)[0], previous, NOOP)[1]
         np.testing.assert_array_equal(info["final_observation"], expected)
         if truncated:
             assert not np.array_equal(info["final_observation"], obs)
@@ -45,8 +47,8 @@ def test_time_limit_truncates_and_keeps_the_final_observation(short):
 
 
 def test_death_terminates_and_achievements_are_counted(short):
-    env, step = short
-    state, _ = env.reset(jax.random.key(5))
+    env, step, reset = short
+    state, _ = reset(jax.random.key(5))
     dying = state.replace(player_health=jnp.zeros_like(state.player_health))
     _, _, _, terminated, truncated, info = step(jax.random.key(6), dying, NOOP)
     assert bool(terminated) and not bool(truncated)

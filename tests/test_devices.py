@@ -36,6 +36,7 @@ def test_import_keeps_flags_and_use_host_devices_makes_devices_before_jax_starts
     assert out.strip().endswith("ok"), out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a one-core machine has nothing to say")
 def test_train_says_in_one_line_when_seeds_share_one_cpu_device():
     out = run("""
@@ -69,6 +70,7 @@ def test_make_train_warns_while_the_cpu_scheduler_that_hangs_vmapped_runs_is_on(
     assert out.strip().endswith("ok"), out
 
 
+@pytest.mark.slow
 def test_cli_keeps_compiled_programs_and_says_it_is_compiling(tmp_path):
     """`pgjax train` stores its programs in the persistent compilation cache
     (PGJAX_COMPILE_CACHE) and prints a compiling line, then its seconds, before training."""

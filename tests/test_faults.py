@@ -77,6 +77,7 @@ def test_cli_prints_the_fault_in_one_line(tmp_path, capsys):
                               "(seed index 0, --seed 5); training stopped, no checkpoint"), err
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_and_counts():
     config = pgjax.make_config("ppo", nan_env(), skip_nonfinite=True, **TINY)
     state, metrics = jax.jit(pgjax.make_train(config))(jax.random.key(0))

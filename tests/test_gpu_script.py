@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 #: runs per case in a dry run: seeds; sweep 2 algos × 2 learning rates × 2 seeds; meta

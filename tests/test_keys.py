@@ -78,6 +78,7 @@ def test_make_train_legacy_key_equals_typed_key(train, typed_run):
     assert jnp.issubdtype(legacy_run[0].key.dtype, jax.dtypes.prng_key)  # the state's key: typed
 
 
+@pytest.mark.slow
 def test_make_train_vmapped_over_legacy_keys_equals_typed_keys(config):
     train = jax.jit(jax.vmap(pgjax.make_train(config)))
     legacy = train(jax.random.split(jax.random.PRNGKey(0), 2))

@@ -111,6 +111,7 @@ def test_cli_meta_and_resume(tmp_path, capsys):
     assert main(["meta", "lpo", "CartPole-v1", "--population", "3"]) == 2
 
 
+@pytest.mark.slow
 def test_shipped_drifts_are_valid_and_train_cartpole():
     import pgjax
     from pgjax.engine import final_returns

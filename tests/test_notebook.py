@@ -4,6 +4,9 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import pytest
+
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "drift_zoo.ipynb"
 

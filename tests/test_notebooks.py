@@ -12,6 +12,8 @@ import nbclient
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {
     # notebook → (figures it draws, text its output must contain)

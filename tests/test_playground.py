@@ -13,6 +13,8 @@ import pytest
 
 import pgjax
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 pytest.importorskip("mujoco_playground")
 
 TINY = dict(num_envs=2, num_steps=8, num_epochs=1, num_minibatches=2, total_timesteps=2 * 8 * 2)
@@ -21,13 +23,13 @@ TINY = dict(num_envs=2, num_steps=8, num_epochs=1, num_minibatches=2, total_time
 @pytest.fixture(scope="module")
 def cartpole():
     env = pgjax.envs.make("playground/CartpoleBalance", episode_length=5)
-    return env, jax.jit(env.step)
+    return env, jax.jit(env.step), jax.jit(env.reset)  # (op by op, a reset took 15 s)
 
 
 def test_time_limit_truncates_and_keeps_the_final_observation(cartpole):
-    env, step = cartpole
+    env, step, reset = cartpole
     inner = env.env  # PlaygroundEnv, no auto-reset
-    state, obs = env.reset(jax.random.key(0))
+    state, obs = reset(jax.random.key(0))
     starts, flags = [np.asarray(obs)], []
     action = jnp.full((1,), 0.5)
     physics_step = jax.jit(inner.brax_env.step)
@@ -52,11 +54,10 @@ def test_time_limit_truncates_and_keeps_the_final_observation(cartpole):
     assert not np.allclose(starts[0], starts[1]) and not np.allclose(starts[1], starts[2])
 
 
-def test_action_repeat_sums_the_rewards(cartpole):
-    env, _ = cartpole
+def test_action_repeat_sums_the_rewards():
     repeated = pgjax.envs.make("playground/CartpoleBalance", episode_length=6,
                                action_repeat=3)
-    state, _ = repeated.reset(jax.random.key(0))
+    state, _ = jax.jit(repeated.reset)(jax.random.key(0))
     action = jnp.full((1,), -0.3)
     _, _, reward, _, truncated, _ = jax.jit(repeated.step)(jax.random.key(1), state, action)
     physics_step, single, total = jax.jit(repeated.env.brax_env.step), state.brax_state, 0.0
@@ -70,12 +71,12 @@ def test_action_repeat_sums_the_rewards(cartpole):
 def test_vmap_over_seeds_equals_loop(cartpole):
     """A population of envs, one per seed, vmapped (as pgjax vmaps seeds) steps as each env
     does alone, across an episode end: MJX's pure-JAX implementation under vmap."""
-    env, step = cartpole  # episode_length 5: the 7 steps cross a truncation and its reset
+    env, step, reset = cartpole  # episode_length 5: the 7 steps cross a truncation and reset
     keys = jax.random.split(jax.random.key(3), 2)
     actions = jnp.array([[0.5], [-0.3]])
     batched_reset, batched_step = jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
     states, observations = batched_reset(keys)
-    alone = [env.reset(key) for key in keys]
+    alone = [reset(key) for key in keys]
     for t in range(7):
         step_keys = jax.random.split(jax.random.key(100 + t), 2)
         states, observations, rewards, _, truncated, _ = batched_step(step_keys, states,
@@ -230,8 +231,8 @@ def test_playground_preset_is_playgrounds_brax_ppo_config():
 def test_physics_runs_at_full_matmul_precision_and_the_networks_do_not(cartpole):
     """Every matmul of the physics (reset and step) is traced at HIGHEST precision — full
     float32 on GPUs whose default is TF32 — and the policy's are left at the default."""
-    env, _ = cartpole
-    state, obs = env.reset(jax.random.key(0))
+    env, _, reset = cartpole
+    state, obs = reset(jax.random.key(0))
     for program in (jax.make_jaxpr(env.reset)(jax.random.key(0)),
                     jax.make_jaxpr(env.step)(jax.random.key(1), state, jnp.zeros((1,)))):
         text = str(program)  # nested programs included

@@ -18,6 +18,7 @@ def pendulum_run(tmp_path_factory):
     return config, pgjax.train(config, seeds=2, out=out, num_chunks=2, progress=False), out
 
 
+@pytest.mark.slow
 def test_reloaded_policy_evaluates_like_the_in_memory_one(pendulum_run):
     config, result, out = pendulum_run
     assert config.normalize_observations  # the statistics must travel with the policy

@@ -24,6 +24,8 @@ import pytest
 import pgjax
 from pgjax import drifts
 
+pytestmark = pytest.mark.slow  # the quick subset (-m "not slow") leaves this file out
+
 RECORDED = Path(__file__).parent / "data" / "recorded.json"
 TINY = dict(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=2, total_timesteps=4 * 32 * 2,
             actor_hidden=(16, 16), critic_hidden=(16, 16))

@@ -48,6 +48,7 @@ def test_gru_scan_resets_exactly_at_episode_starts():
     assert not np.allclose(other[4:, 1], hs[4:, 1])  # env 1 never reset: it remembers
 
 
+@pytest.mark.slow
 def test_recurrent_policy_over_sequences_equals_the_step_by_step_rollout():
     from pgjax.envs import Box, Discrete
     from pgjax.recurrent import RecurrentActorCritic, Sequences
@@ -132,21 +133,22 @@ def test_the_stored_start_state_reproduces_the_rollout():
     np.testing.assert_allclose(memory.critic, np.where(ended, 0, h_critic), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_recurrent_runs_vmap_over_seeds_and_resume_bit_identically(tmp_path):
     import pgjax
     from pgjax.checkpoint import CheckpointOptions
 
     config = pgjax.make_config("spo", "StatelessCartPole-v1", **TINY_GRU)
     keys = jax.random.split(jax.random.key(0), 2)
-    train = jax.jit(pgjax.make_train(config))
-    together = jax.jit(jax.vmap(pgjax.make_train(config)))(keys)
-    for i in range(2):
-        alone = train(keys[i])
-        np.testing.assert_allclose(alone[1]["policy_loss"], together[1]["policy_loss"][i],
-                                   rtol=1e-4, atol=1e-6)
     options = CheckpointOptions(every_seconds=None, every_updates=1, keep=10)
+    # The engine vmaps the two seeds on one device: each as it trains alone.
     whole = pgjax.train(config, seeds=2, out=tmp_path / "run", num_chunks=8, progress=False,
                         checkpoint=options, devices=jax.devices()[:1])
+    train = jax.jit(pgjax.make_train(config))
+    for i in range(2):
+        alone = train(keys[i])
+        np.testing.assert_allclose(alone[1]["policy_loss"], whole.metrics["policy_loss"][i],
+                                   rtol=1e-4, atol=1e-6)
     checkpoints = tmp_path / "run" / "checkpoints"
     for step in (5, 6, 7, 8):  # as if it had been killed after update 4
         import shutil
@@ -183,6 +185,7 @@ def test_memory_is_refused_where_it_is_not_supported_in_one_line():
         pgjax.make_config("ppo", "CartPole-v1", memory="lstm")
 
 
+@pytest.mark.slow
 def test_trust_region_updates_hold_their_bounds_through_the_recurrent_policy():
     """TRPO's Fisher-vector product and FixPO's fix-up differentiate through the cells re-run
     over each env sequence: the KL they bound, measured afterwards over every step of every
@@ -230,6 +233,7 @@ def test_fixpo_fixup_minibatches_are_whole_sequences_of_as_many_transitions():
     assert (num_samples(feed_forward), fixup_minibatch_units(feed_forward)) == (256, 128)
 
 
+@pytest.mark.slow
 def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(tmp_path,
                                                                                 capsys):
     """make_policy's act, stepped with the memory it returns, takes the actions of the policy
@@ -267,6 +271,7 @@ def test_a_trained_recurrent_policy_carries_its_memory_in_act_evaluate_and_eval(
         pgjax.initial_memory(pgjax.make_config("ppo", "CartPole-v1"))
 
 
+@pytest.mark.slow
 def test_a_recurrent_sweep_compiles_once_per_group(tmp_path, monkeypatch):
     """memory is static (it splits groups); a float grid over recurrent runs stays one group
     and one compile of each program (init, chunk) for all its runs."""

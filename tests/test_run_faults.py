@@ -64,6 +64,7 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_full_disk_stops_in_one_line_and_resume_is_bit_identical(tmp_path, monkeypatch, capsys,
                                                                   uninterrupted):
     out = tmp_path / "run"
@@ -135,6 +136,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_failed_background_save_exits_the_process(tmp_path):
     """The error of a save written in orbax's background thread surfaces at the next wait:
     one line, status 4, and the process ends (no thread left waiting)."""
@@ -201,6 +203,7 @@ def test_chunk_length_is_the_closest_divisor_in_sqrt_time():
     assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.slow
 def test_a_prime_number_of_updates_runs_in_chunks_with_a_shorter_last_one(tmp_path):
     """7 updates in 3 chunks: 2 + 2 + 2 + 1 (no divisor of 7 is near 7/3), checkpointed at each
     chunk end, bit-identical to one scan of 7 updates."""

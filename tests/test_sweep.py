@@ -68,6 +68,7 @@ def test_spec_points_are_list_entries_times_grid():
         make_groups(load_spec(algos="ppo", envs="CartPole-v1", grid={"learning_rate": [-1]}))
 
 
+@pytest.mark.slow
 def test_static_hyperparameters_split_groups_and_each_compiles_once(swept):
     _, result, traces = swept
     groups = result.groups
@@ -147,6 +148,7 @@ def test_resume_skips_finished_groups(swept, tmp_path):
                                   first.groups[1].metrics["value_loss"])
 
 
+@pytest.mark.slow
 def test_two_processes_joined_by_jax_distributed_match_one_process(swept, tmp_path):
     """``pgjax sweep`` in two processes (one host device each) on 127.0.0.1 writes the results
     the single-process sweep wrote for the same group."""

@@ -75,6 +75,7 @@ def assert_same_sweep(out, reference):
         np.testing.assert_array_equal(a.history[name], b.history[name], name)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_group_then_resume_is_bit_identical(killed, uninterrupted, tmp_path):
     out = copy(killed, tmp_path)
     assert pgjax.cli.main(["resume", str(out), "--quiet"]) == 0  # detects a sweep directory

@@ -48,6 +48,7 @@ def test_vmap_over_keys_equals_loop(config, keys, vmapped):
         np.testing.assert_allclose(metrics["value_loss"], vmapped[1]["value_loss"][i], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_vmap_over_two_learning_rates_compiles_once(config, keys):
     traces = []
 
@@ -73,6 +74,7 @@ def test_stack_configs_refuses_different_shapes(config):
         pgjax.stack_configs([config, config.replace(num_envs=8)])
 
 
+@pytest.mark.slow
 def test_chunked_run_equals_single_scan_bit_for_bit(config):
     one = pgjax.train(config, seeds=2, num_chunks=1, progress=False, devices=jax.devices()[:1])
     three = pgjax.train(config, seeds=2, num_chunks=3, progress=False, devices=jax.devices()[:1])
@@ -91,6 +93,7 @@ def test_runner_trains_what_make_train_trains(config):
     np.testing.assert_allclose(metrics["value_loss"], result.metrics["value_loss"][0], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_runner_shards_seeds_over_devices(config, tmp_path):
     devices = jax.local_devices()
     if len(devices) < 2:

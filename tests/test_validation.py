@@ -36,6 +36,7 @@ def train_once():
     return jax.jit(lambda config, key: pgjax.make_train(config)(key))
 
 
+@pytest.mark.slow
 def test_every_config_trains_or_fails_in_one_line(train_once):
     outcomes = []
 

@@ -69,6 +69,7 @@ def pole_columns(frame) -> float:
     return float(np.nonzero(mask)[1].mean())
 
 
+@pytest.mark.slow
 def test_eval_writes_one_episode_as_a_gif(cartpole_run, tmp_path, capsys):
     gif = tmp_path / "episode.gif"
     assert main(["eval", str(cartpole_run), "--episodes", "1", "--video", str(gif)]) == 0
