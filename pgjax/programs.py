@@ -92,7 +92,8 @@ def _placement(x) -> str:
     if sharding is None:
         return "none"
     spec = getattr(sharding, "spec", None)
-    return f"{type(sharding).__name__}:{len(sharding.device_set)}:{spec}"
+    platform = next(iter(sharding.device_set)).platform
+    return f"{type(sharding).__name__}:{platform}:{len(sharding.device_set)}:{spec}"
 
 
 def program_digest(description: dict, args) -> str:
@@ -179,7 +180,9 @@ class Program:
 
         avals = [jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
                  for x in leaves]
-        exported = jax.export.export(jax.jit(flat))(*avals)
+        placed = [a.sharding for a in avals if a.sharding is not None]
+        platforms = [next(iter(placed[0].device_set)).platform] if placed else None
+        exported = jax.export.export(jax.jit(flat), platforms=platforms)(*avals)
         _write(path, {"exported": exported.serialize(), "out_tree": out_trees[-1]})
         return exported, out_trees[-1]
 
