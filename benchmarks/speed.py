@@ -16,7 +16,11 @@ updates; rejax — mean return of its own 128-episode stochastic evaluation at t
     python benchmarks/speed.py [--seeds 4] [--repeats 3] [--algorithms] [--families]
                                [--only-algorithms] [--only-families] [--family-steps N]
                                [--family PREFIX]
-                               [--checkpoints] [--memory]
+                               [--checkpoints] [--memory] [--shapes]
+
+``--shapes`` runs only the two-shape comparison with rejax (16 envs × 128 steps, 8 × 8
+minibatches, and PureJaxRL's 4 × 128, 4 × 4, lr annealed) and each shape's fraction of the FLOP
+ceiling (:mod:`shapes`).
 
 ``--memory`` measures only a recurrent (GRU) PPO update's cost per env step against the
 feed-forward one (:func:`memory_cost`). ``--checkpoints`` measures only the cost of checkpointing: the runner's throughput on the same
@@ -291,8 +295,16 @@ def main() -> None:
                              "the feed-forward one")
     parser.add_argument("--checkpoints", action="store_true",
                         help="only measure the cost of checkpointing every 10 s")
+    parser.add_argument("--shapes", action="store_true",
+                        help="only compare with rejax at both shapes (16x128 and 4x128), with "
+                             "the fraction of the FLOP ceiling for each")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
+    if args.shapes:
+        from shapes import compare_shapes, print_shapes
+
+        print_shapes(compare_shapes(args.repeats))
+        return
     if args.checkpoints:
         checkpoint_cost(args.seeds, args.repeats)
         return
