@@ -23,6 +23,7 @@ from pathlib import Path
 from pgjax.cli_args import OneLineParser, check_flag_types, parse_sets
 from pgjax.cli_report import final_table, written
 from pgjax.devices import one_line_warning, use_compile_cache, use_host_devices
+from pgjax.programs import program_store, use_program_store
 
 
 def _results_table(summary) -> str:
@@ -348,6 +349,7 @@ def main(argv=None) -> int:
     args.argv = argv
     use_host_devices()  # every CPU core: one XLA host device each (before JAX starts)
     formatwarning, warnings.formatwarning = warnings.formatwarning, one_line_warning
+    store = program_store()  # restored on return (main called from Python, e.g. a notebook)
     if not getattr(args, "no_compile_cache", True):
         use_compile_cache()  # the same config again: its programs load instead of compiling
     try:
@@ -365,6 +367,7 @@ def main(argv=None) -> int:
         return 4
     finally:  # "pgjax: warning: ..." on one line, while the command runs
         warnings.formatwarning = formatwarning
+        use_program_store(store)
 
 
 if __name__ == "__main__":

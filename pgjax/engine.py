@@ -15,11 +15,8 @@ an uninterrupted one on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,12 +30,13 @@ from pgjax.devices import warn_if_one_core
 from pgjax.distributed import (broadcast, global_array, over_runs, padded_order, run_devices,
                                to_host)
 from pgjax.faults import NumericalFault, fault_message, first_fault, kept_checkpoint
-from pgjax.programs import Program, storable
+from pgjax.programs import Program
+from pgjax.progress import compiling, latest_return, progress_bar
 from pgjax.trainer import make_trainer, metric_names
 
 __all__ = ["CHECKPOINT_DIR", "FINAL_WINDOW", "Batch", "BatchResult", "RunCheckpoints",
            "checkpoint_options", "chunk_length", "final_returns", "join_chunks", "num_chunks_of",
-           "run_batch"]
+           "placed", "run_batch", "storable"]
 
 #: Where a run directory (a train run, a sweep group) keeps its checkpoints.
 CHECKPOINT_DIR = "checkpoints"
@@ -272,7 +270,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
         return program(lambda c, s: mapped((c, s)), (configs, placed(like, keys)),
                        f"chunk of {steps}", donate_argnums=(1,))
 
-    with _compiling(f"{batch.name} ×{runs}", progress):
+    with compiling(f"{batch.name} ×{runs}", progress):
         t0 = time.perf_counter()
         init_program = program(lambda c, k: mapped_init((c, k)), (configs, keys), "init")
         restored, like = None, init_program.out_shapes()
@@ -297,7 +295,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
         compile_seconds += time.perf_counter() - t0
 
     steps_per_update = batch.configs[0].batch_size
-    bar = _progress_bar(progress, runs * num_updates * steps_per_update,
+    bar = progress_bar(progress, runs * num_updates * steps_per_update,
                         runs * done * steps_per_update, f"{batch.name} ×{runs}")
     resumed_at = done if restored is not None else None
     t0, tail_fn, tail_seconds = time.perf_counter(), None, 0.0
@@ -326,7 +324,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
                                        final=done == num_updates)
             if bar is not None:
                 bar.update(runs * steps * steps_per_update)
-                bar.set_postfix_str(f"return {_latest_return(chunks[-1]):.1f}")
+                bar.set_postfix_str(f"return {latest_return(chunks[-1]):.1f}")
         jax.block_until_ready(state)
         if checkpoints is not None:
             checkpoints.close()  # the last save's failure is raised here
@@ -345,52 +343,20 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
                        resumed_at, 0 if checkpoints is None else checkpoints.saved)
 
 
+def storable(configs) -> bool:
+    """Whether the program store (:mod:`pgjax.programs`) may keep the programs of ``configs``:
+    pgjax's own algorithms on env ids that pgjax makes (the digest covers their code), no user
+    drift function, one process (under ``jax.distributed`` every process traces)."""
+    from pgjax.algorithms import is_built_in
+    from pgjax.envs import is_user_registered
+
+    return jax.process_count() == 1 and all(
+        is_built_in(c.algo) and isinstance(c.env, str) and not is_user_registered(c.env)
+        and c.drift is None for c in configs)
+
+
 def placed(tree, like):
     """``tree``'s leaves as ``jax.ShapeDtypeStruct`` placed as ``like`` (the run axis split
     over the devices)."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=like.sharding),
                         tree)
-
-
-@contextlib.contextmanager
-def _compiling(label: str, show: bool):
-    """``compiling LABEL …`` on stderr while a batch's programs compile (on a terminal with the
-    seconds so far, each second), then the seconds it took: no silent minutes before the
-    progress bar (a Brax env compiles for minutes on a CPU)."""
-    if not show:
-        yield
-        return
-    start, stream, stop = time.perf_counter(), sys.stderr, threading.Event()
-    live = stream.isatty()
-
-    def tick():
-        while not stop.wait(1.0):
-            stream.write(f"\rcompiling {label} … {time.perf_counter() - start:.0f} s")
-            stream.flush()
-
-    if live:
-        threading.Thread(target=tick, daemon=True).start()
-    else:
-        stream.write(f"compiling {label} …\n")
-    try:
-        yield
-    finally:
-        stop.set()
-        elapsed = time.perf_counter() - start
-        stream.write(f"\rcompiling {label} … {elapsed:.1f} s\n" if live
-                     else f"compiled {label} in {elapsed:.1f} s\n")
-        stream.flush()
-
-
-def _progress_bar(progress: bool, total: int, initial: int, label: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
-                desc=label)
-
-
-def _latest_return(metrics: dict) -> float:
-    latest = metrics["episodic_return"][:, -1]
-    return float(np.nanmean(latest)) if np.isfinite(latest).any() else float("nan")

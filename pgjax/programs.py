@@ -13,9 +13,9 @@ A stored program is found by a digest of everything that shapes it: the batch's 
 (every field), its name and arguments' shapes, dtypes and device placement, the devices'
 platform and count, the source of pgjax itself, the versions of JAX and of every library that
 is traced into it (flax, optax, chex, gymnax, brax, mujoco, playground, craftax) and the JAX
-settings that change tracing. Only configs made of pgjax's own algorithms and registered env
-ids are stored: a user's algorithm, drift function, registered env or env object is code that
-the digest cannot see, so those runs trace as usual. A stored file that cannot be read is
+settings that change tracing. The engine stores only configs made of pgjax's own algorithms
+and env ids (:func:`pgjax.engine.storable`): a user's algorithm, drift function, registered env
+or env object is code that the digest cannot see, so those runs trace as usual. A stored file that cannot be read is
 traced again and overwritten.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["Program", "program_store", "storable", "use_program_store"]
+__all__ = ["Program", "program_digest", "program_store", "use_program_store"]
 
 #: Libraries whose code is traced into a training program: their versions are in the digest.
 TRACED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "gymnax", "brax",
@@ -52,17 +52,6 @@ def use_program_store(path: str | os.PathLike | None) -> None:
 def program_store() -> Path | None:
     """Where exported programs are kept, None when the store is off."""
     return _store[0]
-
-
-def storable(configs) -> bool:
-    """Whether programs of ``configs`` may be stored: pgjax's own algorithms on env ids that
-    pgjax makes (the digest covers their code), no user drift function, one process (under
-    ``jax.distributed`` every process traces)."""
-    from pgjax.algorithms import is_built_in
-    from pgjax.envs import is_user_registered
-
-    return jax.process_count() == 1 and all(is_built_in(c.algo) and isinstance(c.env, str) and not is_user_registered(c.env)
-               and c.drift is None for c in configs)
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ LAYERS = {
     "pgjax.updates": 0, "pgjax.devices": 0, "pgjax.checkpoint": 0, "pgjax.sinks": 0,
     "pgjax.faults": 0, "pgjax.distributed": 0, "pgjax.run_files": 0, "pgjax.cli_args": 0,
     "pgjax.recurrent": 0, "pgjax.extras": 0, "pgjax.run_lock": 0, "pgjax.checkpoint_log": 0,
-    "pgjax.checks": 0,
+    "pgjax.checks": 0, "pgjax.programs": 0, "pgjax.progress": 0,
     "pgjax.algorithms": 1,
     "pgjax.validation": 2, "pgjax.config": 2,
     "pgjax.trainer": 3,

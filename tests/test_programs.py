@@ -121,19 +121,19 @@ def test_the_digest_changes_with_every_part_of_a_program(config, monkeypatch):
 
 
 def test_only_pgjax_own_code_is_stored(config):
-    assert programs.storable([config])
+    assert engine.storable([config])
     env = pgjax.envs.make("CartPole-v1")
-    assert not programs.storable([config.replace(env=env)])
-    assert not programs.storable([config.replace(algo="mirror", drift=lambda r, a: r * a)])
+    assert not engine.storable([config.replace(env=env)])
+    assert not engine.storable([config.replace(algo="mirror", drift=lambda r, a: r * a)])
     name = "cartpole-registered-by-a-test"
     pgjax.envs.register(name, lambda: pgjax.envs.make("CartPole-v1"))
     try:
-        assert not programs.storable([config.replace(env=name)])
+        assert not engine.storable([config.replace(env=name)])
     finally:
         pgjax.envs._registry.pop(name)  # noqa: SLF001 — the test's own registration
     drift = pgjax.algorithms.register_drift("test_programs_drift", lambda ratio, advantage:
                                             (ratio - 1.0) ** 2)
     try:
-        assert not programs.storable([config.replace(algo=drift.name)])
+        assert not engine.storable([config.replace(algo=drift.name)])
     finally:
         pgjax.algorithms.ALGORITHMS.pop(drift.name)
