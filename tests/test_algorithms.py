@@ -153,6 +153,7 @@ def test_user_drift_with_parameters_is_called_with_them_first():
     assert pgjax.make_config("mirror", "CartPole-v1", drift="pgjax.drifts:dpo").drift is drifts.dpo
 
 
+@pytest.mark.slow
 def test_kl_new_old_is_the_analytic_kl_of_the_new_policy_to_the_old():
     """The update's KL(π ‖ π_old) against a Monte Carlo estimate under π; the reverse direction
     KL(π_old ‖ π) differs by more than the tolerance, so the direction is checked too."""

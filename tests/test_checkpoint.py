@@ -40,6 +40,7 @@ def assert_same_run(result, reference):
         np.testing.assert_array_equal(result.metrics[name], reference.metrics[name], name)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "ppo", "CartPole-v1", "--seeds", str(SEEDS), "--out", str(out), "--quiet",

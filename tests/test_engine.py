@@ -300,6 +300,7 @@ def test_explained_variance_against_its_limits_and_float64():
 
 # --- TRPO: the full step reaches the edge of the KL ball -------------------------------------
 
+@pytest.mark.slow
 def test_trpo_full_step_realises_the_kl_radius():
     """On a tiny categorical policy, with little damping and CG run to convergence, the full
     step Δ = sqrt(2δ/xᵀFx)·x has ½ΔᵀFΔ ≈ δ, and the realised mean KL(π_old ‖ π) after the

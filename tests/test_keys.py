@@ -118,6 +118,7 @@ def test_trainer_init_legacy_key_equals_typed_key(config):
     assert_trees_equal(init(jax.random.PRNGKey(9)), init(jax.random.key(9)))
 
 
+@pytest.mark.slow
 def test_meta_evaluate_legacy_keys_equal_typed_keys():
     config = pgjax.make_config("lpo", "CartPole-v1", **TINY, learning_rate=0.02)
     members = jax.tree.map(lambda x: jnp.stack([x * 0, x]),

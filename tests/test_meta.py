@@ -61,6 +61,7 @@ def test_resume_refuses_a_different_spec(tmp_path):
                         fitness_fn=_quadratic)
 
 
+@pytest.mark.slow
 def test_one_generation_equals_its_members_one_at_a_time():
     # a large step size, so that the drift (which only acts once r ≠ 1) changes the episodes
     spec = meta.MetaSpec(algo="lpo", population_size=4, inner_seeds=2,

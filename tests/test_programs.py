@@ -77,6 +77,7 @@ def test_a_stored_configuration_runs_again_without_tracing_bit_identically(
     assert traces == [] and resumed.summary["resumed_at_update"] == config.num_updates
 
 
+@pytest.mark.slow
 def test_a_shorter_last_chunk_has_its_own_stored_program(store, traces):
     seven = pgjax.make_config("ppo", "CartPole-v1", **dict(TINY, total_timesteps=4 * 32 * 7))
     unstored = _train(seven, store=False, num_chunks=3)

@@ -87,6 +87,7 @@ TINY_GRU = dict(memory="gru", memory_size=8, total_timesteps=2048, num_envs=4, n
                 num_minibatches=2, num_epochs=2, actor_hidden=(16,), critic_hidden=(16,))
 
 
+@pytest.mark.slow
 def test_the_stored_start_state_reproduces_the_rollout():
     """Re-running the cells over each env's sequence from the state stored at the rollout's
     start gives the rollout's log-probabilities (ratio 1 before the first step), across the

@@ -109,6 +109,7 @@ def test_each_run_equals_make_train_for_its_config_and_seed(swept):
                                    atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded(swept):
     if len(jax.devices()) < 2:
         pytest.skip("needs two local devices (pgjax asks XLA for one per CPU core)")

@@ -40,6 +40,7 @@ def test_metrics_are_fixed_size_per_update(config, vmapped):
                                   np.arange(1, config.num_updates + 1) * config.batch_size)
 
 
+@pytest.mark.slow
 def test_vmap_over_keys_equals_loop(config, keys, vmapped):
     train = jax.jit(pgjax.make_train(config))
     for i, key in enumerate(keys):

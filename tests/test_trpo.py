@@ -144,6 +144,7 @@ def test_kl_bound_holds_on_every_update_of_a_cartpole_run(cartpole_run):
     assert np.isfinite(np.asarray(metrics["value_loss"])).all()
 
 
+@pytest.mark.slow
 def test_vmap_over_the_kl_radius():
     configs = [pgjax.make_config("trpo", "CartPole-v1", **{**TINY, "total_timesteps": 4 * 64 * 3},
                                  max_kl=d) for d in (0.001, 0.05)]
@@ -164,6 +165,7 @@ def test_trpo_fields_are_validated():
         pgjax.make_config("trpo", "CartPole-v1", cg_iters=0)
 
 
+@pytest.mark.slow
 def test_runner_writes_the_trpo_columns_and_the_bound_share(tmp_path):
     import csv
     import json
