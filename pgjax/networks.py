@@ -204,9 +204,11 @@ class ActorCritic:
         critic_sizes = self._sizes(self.critic_hidden, 1)
         n_conv, channels = self._num_conv()
         n_actor = _num_weights(actor_sizes)
-        # One normal draw for every layer: each RNG call site costs compile time.
-        normal = jax.random.normal(
-            key, (2 * n_conv + n_actor + _num_weights(critic_sizes),))
+        # One normal draw for every layer: each RNG call site costs compile time. The barrier
+        # keeps the draw one computation: without it XLA fuses the draw's erf_inv into every
+        # layer's slice (six copies of it to compile for two 3-layer MLPs); same numbers.
+        normal = jax.lax.optimization_barrier(jax.random.normal(
+            key, (2 * n_conv + n_actor + _num_weights(critic_sizes),)))
         actor = {"mlp": mlp_from_normal(normal[:n_actor], actor_sizes, 0.01)}
         critic = {"mlp": mlp_from_normal(normal[n_actor:-2 * n_conv or None], critic_sizes,
                                          1.0)}

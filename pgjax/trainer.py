@@ -148,9 +148,10 @@ def make_trainer(config: Config) -> Trainer:
     names = metric_names(config)
 
     def init(key):
-        key_params, key_env, key = jax.random.split(typed_key(key), 3)
-        env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(
-            jax.random.split(key_env, config.num_envs))
+        # Every key in one split (each RNG call site is a loop of its own on CPU to compile).
+        keys = jax.random.split(typed_key(key), 2 + config.num_envs)
+        key_params, key = keys[0], keys[1]
+        env_state, obs = jax.vmap(env.reset, axis_name=envs_lib.ENV_AXIS)(keys[2:])
         params = network.init(key_params)
         memory = network.initial_memory((config.num_envs,)) if config.recurrent else None
         return TrainState(params, rule.init(params), env_state, obs, key,
@@ -158,7 +159,8 @@ def make_trainer(config: Config) -> Trainer:
 
     def collect(state, key_rollout):
         """Rollout, values and GAE: ``(env_state, obs, memory, traj, batch)``; the batch is
-        flat samples, or whole env sequences ``[num_envs, num_steps]`` with memory."""
+        flat samples, or whole env sequences ``[num_envs, num_steps]`` with memory.
+        ``key_rollout``: a key, or the rollout's keys (:func:`pgjax.rollout.rollout_keys`)."""
         if config.recurrent:
             return collect_sequences(config, env, network, state, key_rollout)
         env_state, obs, traj = rollout(env, network, state.params.actor, state.env_state,
@@ -174,7 +176,10 @@ def make_trainer(config: Config) -> Trainer:
         return env_state, obs, None, traj, batch
 
     def update(state):
-        key, key_rollout, key_update = jax.random.split(state.key, 3)
+        # The next state's key, the update rule's and the rollout's, in one split.
+        keys = jax.random.split(state.key, 2 + config.num_steps * (config.num_envs + 1))
+        key, key_update = keys[0], keys[1]
+        key_rollout = keys[2:].reshape(config.num_steps, config.num_envs + 1)
         env_state, obs, memory, traj, batch = collect(state, key_rollout)
         params, opt_state, update_metrics = rule.update(
             state.params, state.opt_state, batch, key_update,
