@@ -74,6 +74,7 @@ def test_user_drift_trains_exactly_like_the_registered_one(run):
     np.testing.assert_array_equal(metrics["drift"], mirror_metrics["drift"])
 
 
+@pytest.mark.slow
 def test_learned_drift_parameters_are_vmappable_leaves():
     """Two TA-LPO drift networks (an evolution-strategy population of 2) train in one compile
     and train differently."""

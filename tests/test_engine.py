@@ -329,6 +329,7 @@ def test_trpo_full_step_realises_the_kl_radius():
     np.testing.assert_allclose(model, max_kl, rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_trpo_steps_of_a_cartpole_run_reach_the_kl_radius():
     """Accepted full steps (no backtracking) realise a mean KL near δ on CartPole too (0.47δ to
     0.84δ here: the damping 0.1 shortens the step)."""

@@ -54,6 +54,7 @@ def registered():
     pgjax.envs.register("test/NaNCartPole", lambda: nan_env())
 
 
+@pytest.mark.slow
 def test_nan_reward_stops_the_run_naming_the_update(tmp_path):
     config = pgjax.make_config("ppo", nan_env(), **TINY)
     with pytest.raises(NumericalFault) as error:
@@ -102,6 +103,7 @@ def test_fault_codes_name_the_first_nonfinite_quantity():
     assert FAULT_CHECKS[int(first_nonfinite(worse)) - 1] == "grad_norm"
 
 
+@pytest.mark.slow
 def test_a_sweep_stops_at_a_fault_naming_the_run(tmp_path):
     spec = {"algos": ["ppo"], "envs": ["test/NaNCartPole"], "seeds": 2, "num_chunks": 6,
             "grid": {"learning_rate": [5e-4, 1e-3]}, "set": TINY}

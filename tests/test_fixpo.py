@@ -70,6 +70,7 @@ def test_fixup_phase_enforces_the_bound_when_the_primary_phase_overshoots(hard_r
     assert float(np.max(metrics["beta"])) > config.beta_init
 
 
+@pytest.mark.slow
 def test_capped_fixup_is_reported_not_silent():
     config, metrics = _train(**{**HARD, "eps_kl": 1e-4, "fixup_max_passes": 1})
     held = np.asarray(metrics["kl_bound_held"])
@@ -149,6 +150,7 @@ def test_primary_phase_carries_the_kl_penalty(one_update):
     assert penalised["drift"][0] > 0 and free["drift"][0] == 0
 
 
+@pytest.mark.slow
 def test_primary_phase_clips_the_joint_gradient_norm():
     """One primary step with Adam's ε so large that Adam is gradient descent (step ≈ lr·g/ε):
     with the gradient clipped, actor and critic together move lr·max_grad_norm/ε — one clip
@@ -203,6 +205,7 @@ def test_fixup_chunks_partition_the_batch():
         assert (lengths[:-1] == size).all() and lengths[-1] == batch - size * (len(lengths) - 1)
 
 
+@pytest.mark.slow
 def test_fixup_uses_its_own_minibatch_size():
     """Fix-up minibatches of one sample, one pass per epoch: more fix-up steps in an update
     than the primary minibatches could give, on a batch (256) the primary phase cuts in 2."""

@@ -40,6 +40,7 @@ def test_es_improves_a_known_fitness():
     assert np.all(np.diff(fitness[::15]) > 0)
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_trajectory(tmp_path):
     short = dataclasses.replace(QUADRATIC, generations=3, population_size=8)
     whole = meta.meta_train(dataclasses.replace(short, generations=5), tmp_path / "whole",
@@ -98,6 +99,7 @@ def test_spec_errors():
         meta.make_strategy(meta.MetaSpec(strategy="NoSuchES"), drifts.init_lpo())
 
 
+@pytest.mark.slow
 def test_cli_meta_and_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = ["meta", "lpo", "CartPole-v1", "--generations", "1", "--population", "2",

@@ -63,6 +63,7 @@ def unstored(config):
     return _train(config)
 
 
+@pytest.mark.slow
 def test_a_stored_configuration_runs_again_without_tracing_bit_identically(
         config, unstored, store, traces, tmp_path):
     first = _train(config)
@@ -87,6 +88,7 @@ def test_a_shorter_last_chunk_has_its_own_stored_program(store, traces):
     assert traces == []
 
 
+@pytest.mark.slow
 def test_a_damaged_or_unwritable_store_traces_again(config, unstored, store, traces, tmp_path):
     _train(config)
     for path in store.glob(f"*{programs.SUFFIX}"):

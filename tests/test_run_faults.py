@@ -88,6 +88,7 @@ def test_full_disk_stops_in_one_line_and_resume_is_bit_identical(tmp_path, monke
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_continue_on_checkpoint_error_warns_once_and_trains_on(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     failed = fail_saves_from(monkeypatch, 8, once=True)

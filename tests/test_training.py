@@ -87,6 +87,7 @@ def test_chunked_run_equals_single_scan_bit_for_bit(config):
         np.testing.assert_array_equal(one.metrics[name], three.metrics[name])
 
 
+@pytest.mark.slow
 def test_runner_trains_what_make_train_trains(config):
     result = pgjax.train(config, seeds=1, num_chunks=3, progress=False)
     state, metrics = jax.jit(pgjax.make_train(config))(jax.random.split(jax.random.key(0), 1)[0])
@@ -132,6 +133,7 @@ def test_continuous_actions_are_stored_unclipped():
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tanh_head_stores_pre_tanh_actions_and_squashes_into_the_bounds():
     config = pgjax.make_config("ppo", "Pendulum-v1", action_head="tanh", **TINY)
     trainer = pgjax.make_trainer(config)
@@ -191,6 +193,7 @@ def test_cli_errors_exit_nonzero_with_one_line(capsys):
         assert err.startswith("pgjax: error:") and "\n" not in err
 
 
+@pytest.mark.slow
 def test_cli_train_writes_run_files(tmp_path, capsys):
     from pgjax.cli import main
 

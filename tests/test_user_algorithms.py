@@ -43,6 +43,7 @@ def test_registered_drift_takes_its_hyperparameter_as_a_validated_leaf(myspo):
             pgjax.make_config("myspo", **bad)
 
 
+@pytest.mark.slow
 def test_sweep_over_the_users_hyperparameter_is_one_group_one_compile(myspo, tmp_path,
                                                                        monkeypatch):
     traces = []
