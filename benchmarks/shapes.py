@@ -165,7 +165,8 @@ def rejax_run(shape: dict, seed: int) -> dict:
 def compare_shapes(repeats: int = 3, names=tuple(SHAPES)) -> dict:
     """Both kits at every shape, A/B interleaved (the order alternates between repeats, seed
     = repeat); per shape the medians of the per-repeat ratios pgjax/rejax, each kit's runs,
-    the FLOP count, the matmul rate (median of one measurement per repeat) and the ceiling."""
+    the FLOP count, the matmul rate (median of one measurement per repeat), the ceiling, and
+    the median over repeats of pgjax's fraction of the ceiling measured in that repeat."""
     runs = {name: {"pgjax": [], "rejax": [], "rate": []} for name in names}
     kits = {"pgjax": pgjax_run, "rejax": rejax_run}
     for r in range(repeats):
@@ -181,7 +182,8 @@ def compare_shapes(repeats: int = 3, names=tuple(SHAPES)) -> dict:
                  for k in ("steps_per_second", "compile_seconds")}
         flops = flops_per_step(SHAPES[name])
         rate = statistics.median(runs[name]["rate"])
-        fractions = [r["steps_per_second"] * flops / rate for r in ours]
+        # per repeat, against the rate measured in that repeat (load drifts between repeats)
+        fractions = [r["steps_per_second"] * flops / x for r, x in zip(ours, runs[name]["rate"])]
         out[name] = {"ratio": ratio, "pgjax": ours, "rejax": peer, "flops_per_step": flops,
                      "matmul_rate": rate, "ceiling": rate / flops,
                      "ceiling_fraction": statistics.median(fractions)}
