@@ -271,6 +271,11 @@ MUTATIONS = [
     Mutation("the last, shorter chunk runs a whole chunk", "pgjax/engine.py",
              "steps = min(length, num_updates - done)", "steps = length",
              ("tests/test_run_faults.py",)),
+    Mutation("chunk_length takes a divisor only within a factor 2 (a second program for 244 "
+             "updates)", "pgjax/engine.py",
+             "return best if abs(math.log(best / target)) <= math.log(4) else",
+             "return best if abs(math.log(best / target)) <= math.log(2) else",
+             ("tests/test_run_faults.py",)),
     # --- the program store ---
     Mutation("the stored program's digest ignores the configs", "pgjax/programs.py",
              '"description": description,', '"description": description.get("program"),',

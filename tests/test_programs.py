@@ -79,13 +79,13 @@ def test_a_stored_configuration_runs_again_without_tracing_bit_identically(
 
 @pytest.mark.slow
 def test_a_shorter_last_chunk_has_its_own_stored_program(store, traces):
-    seven = pgjax.make_config("ppo", "CartPole-v1", **dict(TINY, total_timesteps=4 * 32 * 7))
-    first = _train(seven, num_chunks=3)  # 2 + 2 + 2 + 1 updates: two chunk programs stored
+    config = pgjax.make_config("ppo", "CartPole-v1", **dict(TINY, total_timesteps=4 * 32 * 23))
+    first = _train(config, num_chunks=5)  # 5 + 5 + 5 + 5 + 3 updates: two chunk programs
     traces.clear()
-    second = _train(seven, num_chunks=3)
+    second = _train(config, num_chunks=5)
     assert traces == []
     steps = second.metrics["env_steps"]
-    assert steps.shape == (3, 7) and steps[0, -1] == 7 * seven.batch_size  # not 2 + 2 + 2 + 2
+    assert steps.shape == (3, 23) and steps[0, -1] == 23 * config.batch_size  # not 5 × 5
     _assert_identical(second, first)
 
 
