@@ -15,8 +15,9 @@ platform and count, the source of pgjax itself, the versions of JAX and of every
 is traced into it (flax, optax, chex, gymnax, brax, mujoco, playground, craftax) and the JAX
 settings that change tracing. The engine stores only configs made of pgjax's own algorithms
 and env ids (:func:`pgjax.engine.storable`): a user's algorithm, drift function, registered env
-or env object is code that the digest cannot see, so those runs trace as usual. A stored file that cannot be read is
-traced again and overwritten.
+or env object is code that the digest cannot see, so those runs trace as usual. A stored file
+that cannot be read is traced again and overwritten; files are read with ``pickle``, so the
+store, like XLA's cache beside it, is a directory only its user writes to.
 """
 
 from __future__ import annotations
@@ -109,13 +110,10 @@ class Program:
     """``fn(*args)`` as one jitted program: traced by ``jax.jit`` as usual, or — when the
     store is on and ``description`` is given — exported once to the store and loaded from it
     on later runs. ``args`` may hold ``jax.ShapeDtypeStruct`` with shardings.
-
-    ``loaded`` says whether it came from the store (no tracing in this process).
     """
 
     def __init__(self, fn, args, description: dict | None = None, donate_argnums=()):
         self.fn, self.args, self.donate = fn, args, tuple(donate_argnums)
-        self.loaded = False
         self._exported = None
         store = program_store()
         if store is not None and description is not None:
@@ -153,9 +151,7 @@ class Program:
         try:
             with open(path, "rb") as f:
                 stored = pickle.load(f)
-            exported = jax.export.deserialize(bytearray(stored["exported"]))
-            self.loaded = True
-            return exported, stored["out_tree"]
+            return jax.export.deserialize(bytearray(stored["exported"])), stored["out_tree"]
         except Exception:  # noqa: BLE001 — missing, damaged or of another version: trace again
             pass
         leaves, in_tree = jax.tree.flatten(self.args)
