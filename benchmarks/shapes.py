@@ -111,9 +111,16 @@ def matmul_rate(shape: dict, steps: int = 2000, repeats: int = 3) -> float:
 def pgjax_run(shape: dict, seed: int) -> dict:
     """One pgjax training run of ``shape``: AOT compile seconds, train seconds, final return
     (mean return of the training episodes that ended in the last 5% of updates)."""
+    config = pgjax.make_config("ppo", "CartPole-v1", total_timesteps=STEPS, **COMMON, **shape)
+    return timed_make_train(config, seed)
+
+
+def timed_make_train(config, seed: int) -> dict:
+    """``jax.jit(pgjax.make_train(config))`` on ``key(seed)``: compile seconds (AOT lower and
+    compile), train seconds and steps/s, final return (the training episodes that ended in
+    the last 5% of updates)."""
     from pgjax.engine import final_returns
 
-    config = pgjax.make_config("ppo", "CartPole-v1", total_timesteps=STEPS, **COMMON, **shape)
     key = jax.random.key(seed)
     start = time.perf_counter()
     compiled = jax.jit(pgjax.make_train(config)).lower(key).compile()
@@ -122,8 +129,9 @@ def pgjax_run(shape: dict, seed: int) -> dict:
     _, metrics = jax.block_until_ready(compiled(key))
     seconds = time.perf_counter() - start
     metrics = jax.tree.map(lambda x: jax.device_get(x)[None], metrics)
-    return {"compile_seconds": compile_seconds, "steps_per_second": STEPS / seconds,
-            "final_return": final_returns(metrics)[0]}
+    steps = config.num_updates * config.batch_size
+    return {"compile_seconds": compile_seconds, "train_seconds": seconds,
+            "steps_per_second": steps / seconds, "final_return": final_returns(metrics)[0]}
 
 
 def rejax_run(shape: dict, seed: int) -> dict:

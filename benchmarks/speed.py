@@ -54,19 +54,10 @@ SETTINGS = dict(num_envs=16, num_steps=128, num_epochs=8, num_minibatches=8, lea
 
 
 def pgjax_single(seed: int) -> dict:
-    config = pgjax.make_config("ppo", "CartPole-v1", **SETTINGS)
-    key = jax.random.key(seed)
-    start = time.perf_counter()
-    compiled = jax.jit(pgjax.make_train(config)).lower(key).compile()
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    state, metrics = jax.block_until_ready(compiled(key))
-    seconds = time.perf_counter() - start
-    from pgjax.engine import final_returns
+    from shapes import timed_make_train
 
-    metrics = jax.tree.map(lambda x: jax.device_get(x)[None], metrics)
-    return {"compile_seconds": compile_seconds, "train_seconds": seconds,
-            "steps_per_second": STEPS / seconds, "final_return": final_returns(metrics)}
+    result = timed_make_train(pgjax.make_config("ppo", "CartPole-v1", **SETTINGS), seed)
+    return {**result, "final_return": [result["final_return"]]}
 
 
 def pgjax_seeds(seeds: int, seed: int) -> dict:
