@@ -299,7 +299,7 @@ def run_batch(batch: Batch, *, num_chunks: int = 10, devices=None, progress: boo
 
     steps_per_update = batch.configs[0].batch_size
     bar = progress_bar(progress, runs * num_updates * steps_per_update,
-                        runs * done * steps_per_update, f"{batch.name} ×{runs}")
+                       runs * done * steps_per_update, f"{batch.name} ×{runs}")
     resumed_at = done if restored is not None else None
     t0, tail_fn, tail_seconds = time.perf_counter(), None, 0.0
     try:

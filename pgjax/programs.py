@@ -114,6 +114,7 @@ class Program:
 
     def __init__(self, fn, args, description: dict | None = None, donate_argnums=()):
         self.fn, self.args, self.donate = fn, args, tuple(donate_argnums)
+        self.jitted = jax.jit(fn, donate_argnums=self.donate)  # one trace: shapes, then lowering
         self._exported = None
         store = program_store()
         if store is not None and description is not None:
@@ -123,7 +124,7 @@ class Program:
     def out_shapes(self):
         """The outputs' ``jax.ShapeDtypeStruct`` tree (tracing only when not stored)."""
         if self._exported is None:
-            return jax.eval_shape(self.fn, *self.args)
+            return jax.eval_shape(self.jitted, *self.args)
         exported, out_tree = self._exported
         return jax.tree.unflatten(out_tree, [jax.ShapeDtypeStruct(a.shape, a.dtype)
                                              for a in exported.out_avals])
@@ -131,7 +132,7 @@ class Program:
     def compile(self):
         """The compiled program, a callable on arguments shaped like ``args``."""
         if self._exported is None:
-            return jax.jit(self.fn, donate_argnums=self.donate).lower(*self.args).compile()
+            return self.jitted.lower(*self.args).compile()
         exported, out_tree = self._exported
         donated = self._donated_leaves()
         compiled = jax.jit(exported.call, donate_argnums=donated).lower(
