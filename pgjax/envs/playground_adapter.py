@@ -13,10 +13,10 @@ Physics: ``impl="jax"`` (MJX's pure-JAX implementation) by default, so that seed
 hyperparameter grids ``vmap``; Playground 0.2's own default for many tasks is ``"warp"``,
 whose kernels do not batch under ``vmap`` of whole training runs — pass ``impl="warp"`` to
 ask for it (with ``PGJAX_MJX_WARP=1`` set: pgjax imports MJX without its Warp backend
-otherwise, :func:`pgjax.extras.without_warp`). ``episode_length`` and ``action_repeat`` default to the task's config; other
-keyword arguments override fields of it (``config_overrides``). The physics runs at full
-float32 matmul precision on GPUs (``matmul_precision``,
-:mod:`pgjax.envs.brax_adapter`'s docstring).
+otherwise, :func:`pgjax.extras.without_warp`). ``episode_length`` and ``action_repeat``
+default to the task's config; other keyword arguments override fields of it
+(``config_overrides``). The physics runs at full float32 matmul precision on GPUs
+(``matmul_precision``, :mod:`pgjax.envs.brax_adapter`'s docstring).
 
 Observations: the DM Control Suite tasks return one flat array. Tasks with dict observations
 (locomotion, manipulation) give the policy ``obs[observation_key]`` (``"state"`` by default).
