@@ -2,9 +2,10 @@
 and 1 give bit-identical metrics and final parameters to ``tests/data/recorded.json``.
 
 The file pins the engine across refactors: a change that moves any bit of any algorithm's
-training fails here. XLA's CPU code depends on the processor and the jax version, so the exact
-comparison runs where the file was recorded (same jax, same CPU model and vector width); on
-another machine the first update's metrics are compared to within float32 rounding instead.
+training fails here. XLA's CPU code depends on the processor, the jax version and the LLVM
+optimisation level, so the exact comparison runs where the file was recorded (same jax, same
+CPU model and vector width, the tests' XLA settings of tests/conftest.py); on another machine
+the first update's metrics are compared to within float32 rounding instead.
 
 Re-record only for a deliberate change of the numbers (say why in the commit):
 ``python tests/test_recorded.py --record``.
@@ -13,7 +14,9 @@ Re-record only for a deliberate change of the numbers (say why in the commit):
 import concurrent.futures
 import hashlib
 import json
+import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -40,8 +43,10 @@ def machine() -> dict:
                   line.startswith("model name")), platform.processor())
     flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if
                   line.startswith("flags")), [])
+    level = re.search(r"--xla_backend_optimization_level=(\d+)", os.environ.get("XLA_FLAGS", ""))
     return {"jax": jax.__version__, "cpu": model, "avx512f": "avx512f" in flags,
-            "machine": platform.machine()}
+            "machine": platform.machine(), "llvm_opt_level": level[1] if level else "default",
+            "disable_most_optimizations": bool(jax.config.read("jax_disable_most_optimizations"))}
 
 
 def _cpuinfo() -> list[str]:
@@ -101,6 +106,8 @@ def test_algorithm_trains_as_recorded(recorded, trained, algo):
 if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
         sys.exit(__doc__)
+    import conftest  # noqa: F401  (the tests' XLA settings, before the first computation)
+
     RECORDED.parent.mkdir(exist_ok=True)
     runs = {algo: train(algo) for algo in ALGOS}
     RECORDED.write_text(json.dumps({"machine": machine(), "config": TINY, "seeds": SEEDS,
