@@ -39,10 +39,11 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 # The files that take longest (seconds on a 2-core CPU, 2026-12-06) run first, so that the
 # pytest-xdist workers finish together instead of one waiting on a long file picked up last.
-LONGEST_FIRST = ("test_learning.py", "test_playground.py", "test_recurrent.py",
-                 "test_recorded.py", "test_notebooks.py", "test_training.py", "test_sweep.py",
-                 "test_meta.py", "test_craftax.py", "test_notebook.py", "test_gpu_script.py",
-                 "test_video.py", "test_engine.py")
+LONGEST_FIRST = ("test_learning.py", "test_recurrent.py", "test_playground.py",
+                 "test_notebooks.py", "test_training.py", "test_sweep.py", "test_recorded.py",
+                 "test_meta.py", "test_craftax.py", "test_fixpo.py", "test_notebook.py",
+                 "test_video.py", "test_run_faults.py", "test_trpo.py", "test_keys.py",
+                 "test_engine.py")
 
 
 def pytest_collection_modifyitems(items):
