@@ -11,11 +11,12 @@ import pgjax
 # Most tests compile small programs that then run for milliseconds, and the suite's time is
 # mostly XLA compiling them. They compile with LLVM's optimisations off (JAX's
 # jax_disable_most_optimizations: LLVM -O0, about half the compile time of XLA's default -O2
-# and 30% less than -O1 for these programs, a few times slower to run); the long learning runs
-# (marked `learning`) compile at -O1 (XLA_FLAGS below; about 25% less compile time than -O2
-# and, measured on PPO CartPole runs, the same run time). Numbers differ from -O2's in the last
-# bits, so tests/data/recorded.json is recorded under these settings (its "machine" says so).
-# Subprocesses (the CLI's tests, notebook kernels) inherit both through the environment.
+# and 30% less than -O1 for these programs, but a 500k-step PPO run is ~8× slower); the
+# learning runs (marked `learning`) compile at -O1 (XLA_FLAGS below; about 25% less compile
+# time than -O2 and, measured on PPO CartPole runs, the same run time). Numbers differ from
+# -O2's in the last bits, so tests/data/recorded.json is recorded under these settings (its
+# "machine" says so). Subprocesses (the CLI's tests, notebook kernels) inherit both through
+# the environment.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
 if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()

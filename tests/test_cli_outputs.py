@@ -21,10 +21,9 @@ from pgjax.analysis import iqm
 from pgjax.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-# 8192 steps (128 updates): episodes end in the last 5% of updates of both seeds (with 2048,
-# a seed whose episodes outlast the last 2 updates has no final return).
-# Episodes cut at 24 steps: every env ends one in each run's last 5% of updates, so every
-# final return (the mean of those episodes) is a number, whatever the policy learned.
+# Episodes cut at 24 steps: every env ends one in each run's last 5% of updates (6 updates of
+# 16 steps at 8192 steps, 2 at the sweep's 2048), so every final return (the mean of those
+# episodes) is a number, whatever the policy learned.
 TINY = ["--total-timesteps", "8192", "--set", "num_envs=4", "num_steps=16",
         "env.max_steps_in_episode=24"]
 SPEC = """algos: [ppo]

@@ -2,11 +2,11 @@
 over the bar (a single run's final return — its last 5% of updates — can catch a dip: LPO's
 seed 0 ended at 415 after 500 from 150k steps on, on one machine's numerics); on Pendulum at
 the benchmark suite's CPU budget (524,288 steps: every seed 0–3 of these four algorithms ended
-between −138 and −161 there, benchmarks/README.md; MDPO too, but see below), seeds 0 and 1 (one per host device of a
+between −138 and −161 there, benchmarks/README.md), seeds 0 and 1 (one per host device of a
 2-core CPU), both over the bar (5-10 s per CartPole run, about 5 s per Pendulum run there). The
-4-seed figures, with intervals, are in benchmarks/README.md. TRPO's and
-FixPO's Pendulum runs (2M steps, a few minutes each) would push the suite past its 15-minute
-budget; their figures are in benchmarks/README.md.
+4-seed figures, with intervals, are in benchmarks/README.md. TRPO's and FixPO's Pendulum runs
+(2M steps, a few minutes each) would push the suite past its 15-minute budget; their figures
+are in benchmarks/README.md.
 
 MDPO is tested on CartPole only: on Pendulum at 524,288 steps its last updates can undo what it
 learned (its KL weight ``1/t_k`` grows to K/2 there; the entropy falls, the gradient norm
