@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -40,6 +42,66 @@ def env_action(action_space, action, squash: bool = False):
         return action_space.low + (jnp.tanh(action) + 1.0) * (
             0.5 * (action_space.high - action_space.low))
     return jnp.clip(action, action_space.low, action_space.high)
+
+
+def dtype_packing(template, lead_ndim: int = 1):
+    """``(pack, unpack)`` for pytrees shaped like ``template``: ``pack`` concatenates the leaves
+    of each dtype, each flattened after its ``lead_ndim`` leading axes, into one array
+    (``{dtype name: [*lead, width]}``, PRNG keys left as they are); ``unpack`` slices them
+    back into the same pytree, exactly.
+
+    The rollout carries the env state packed: XLA:CPU otherwise computes a step's new state
+    as one kernel per leaf (each recomputing the env's step) and copies every carried leaf at
+    every step; packed, it is one kernel and one copy per dtype. Same numbers; a rollout of 4
+    CartPole envs took 20% less time per step (benchmarks/README.md). Large states are
+    carried as they are (:func:`state_carry`)."""
+    leaves, treedef = jax.tree.flatten(template)
+    shapes = [leaf.shape[lead_ndim:] for leaf in leaves]
+    groups: dict[str, list[int]] = {}
+    for i, leaf in enumerate(leaves):
+        if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            groups.setdefault(jnp.dtype(leaf.dtype).name, []).append(i)
+    packed_leaves = {i for members in groups.values() for i in members}
+
+    def pack(tree):
+        leaves = jax.tree.leaves(tree)
+        lead = leaves[0].shape[:lead_ndim] if leaves else ()
+        packed = {name: jnp.concatenate([leaves[i].reshape(lead + (-1,)) for i in members],
+                                        axis=-1) for name, members in groups.items()}
+        return packed, [leaf for i, leaf in enumerate(leaves) if i not in packed_leaves]
+
+    def unpack(packed_tree):
+        packed, others = packed_tree
+        leaves = [None] * len(shapes)
+        for name, members in groups.items():
+            start = 0
+            for i in members:
+                width = math.prod(shapes[i])
+                column = packed[name][..., start:start + width]
+                leaves[i] = column.reshape(column.shape[:-1] + shapes[i])
+                start += width
+        others = iter(others)
+        return jax.tree.unflatten(treedef, [next(others) if leaf is None else leaf
+                                            for leaf in leaves])
+
+    return pack, unpack
+
+
+#: The largest env state (bytes per env) the rollout carries packed (:func:`dtype_packing`):
+#: classic control's (28 bytes for CartPole) gain, Brax's physics state was 16% slower packed.
+PACKED_STATE_BYTES = 128
+
+
+def state_carry(env_state):
+    """``(pack, unpack)`` of the rollout's carried env state (``[num_envs, ...]`` leaves):
+    :func:`dtype_packing` for states of at most :data:`PACKED_STATE_BYTES` per env, else the
+    identity."""
+    leaves = jax.tree.leaves(env_state)
+    per_env = sum(math.prod(leaf.shape[1:]) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves
+                  if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))
+    if per_env > PACKED_STATE_BYTES:
+        return (lambda tree: tree), (lambda tree: tree)
+    return dtype_packing(env_state)
 
 
 def rollout_keys(key, num_steps: int, num_envs: int):
@@ -116,19 +178,20 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
       ``(env_state, obs, transitions)`` with ``transitions`` time-major ``[num_steps, num_envs]``.
     """
     num_envs = obs.shape[0]
+    pack, unpack = state_carry(env_state)
 
     def step(carry, inputs):
-        env_state, obs = carry
+        packed_state, obs = carry
         step_keys, noise = inputs
         policy = network.policy(actor_params, obs)
-        env_state, next_obs, transition = act(env, network, policy, env_state, obs, step_keys,
-                                              noise)
-        return (env_state, next_obs), transition
+        env_state, next_obs, transition = act(env, network, policy, unpack(packed_state), obs,
+                                              step_keys, noise)
+        return (pack(env_state), next_obs), transition
 
     keys = rollout_keys(key, num_steps, num_envs)
     noise = sampling_noise(jax.eval_shape(network.policy, actor_params, obs), keys[:, 0])
-    (env_state, obs), transitions = jax.lax.scan(step, (env_state, obs), (keys, noise))
-    return env_state, obs, transitions
+    (packed_state, obs), transitions = jax.lax.scan(step, (pack(env_state), obs), (keys, noise))
+    return unpack(packed_state), obs, transitions
 
 
 def recurrent_rollout(env, network, actor_params, env_state, obs, memory, key, num_steps):
@@ -143,19 +206,20 @@ def recurrent_rollout(env, network, actor_params, env_state, obs, memory, key, n
     """
     num_envs = obs.shape[0]
     no_reset = jnp.zeros((num_envs,), bool)
+    pack, unpack = state_carry(env_state)
 
     def step(carry, inputs):
-        env_state, obs, h = carry
+        packed_state, obs, h = carry
         step_keys, noise = inputs
         policy, h = network.policy_step(actor_params, h, obs, no_reset)
-        env_state, next_obs, transition = act(env, network, policy, env_state, obs, step_keys,
-                                              noise)
+        env_state, next_obs, transition = act(env, network, policy, unpack(packed_state), obs,
+                                              step_keys, noise)
         h = reset_state(h, transition.done)
-        return (env_state, next_obs, h), transition
+        return (pack(env_state), next_obs, h), transition
 
     keys = rollout_keys(key, num_steps, num_envs)
     policy = jax.eval_shape(network.policy_step, actor_params, memory, obs, no_reset)[0]
     noise = sampling_noise(policy, keys[:, 0])
-    (env_state, obs, memory), transitions = jax.lax.scan(step, (env_state, obs, memory),
-                                                         (keys, noise))
-    return env_state, obs, memory, transitions
+    (packed_state, obs, memory), transitions = jax.lax.scan(
+        step, (pack(env_state), obs, memory), (keys, noise))
+    return unpack(packed_state), obs, memory, transitions

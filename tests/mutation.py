@@ -299,6 +299,16 @@ MUTATIONS = [
     Mutation("rollout splits keys that are already the rollout's", "pgjax/rollout.py",
              "if typed_key(key).shape == (num_steps, num_envs + 1):", "if False:",
              ("tests/test_rollout_noise.py",)),
+    # --- the rollout's env state carried packed by dtype ---
+    Mutation("packed state unpacked from the first columns for every leaf", "pgjax/rollout.py",
+             "packed[name][..., start:start + width]", "packed[name][..., :width]",
+             ("tests/test_rollout_packing.py",)),
+    Mutation("rollout carries its first packed state through every step", "pgjax/rollout.py",
+             "return (pack(env_state), next_obs), transition",
+             "return (packed_state, next_obs), transition", ("tests/test_rollout_packing.py",)),
+    Mutation("recurrent rollout carries its first packed state through every step",
+             "pgjax/rollout.py", "return (pack(env_state), next_obs, h), transition",
+             "return (packed_state, next_obs, h), transition", ("tests/test_recurrent.py",)),
 ]
 
 
