@@ -116,14 +116,15 @@ def pgjax_run(shape: dict, seed: int) -> dict:
 
 
 def timed_make_train(config, seed: int) -> dict:
-    """``jax.jit(pgjax.make_train(config))`` on ``key(seed)``: compile seconds (AOT lower and
+    """``jax.jit(pgjax.make_train(config))`` on ``key(seed)``, compiled with pgjax's XLA options
+    (:func:`pgjax.compiler_options`, as its engine compiles): compile seconds (AOT lower and
     compile), train seconds and steps/s, final return (the training episodes that ended in
     the last 5% of updates)."""
     from pgjax.engine import final_returns
 
     key = jax.random.key(seed)
     start = time.perf_counter()
-    compiled = jax.jit(pgjax.make_train(config)).lower(key).compile()
+    compiled = jax.jit(pgjax.make_train(config)).lower(key).compile(pgjax.compiler_options())
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     _, metrics = jax.block_until_ready(compiled(key))

@@ -6,6 +6,7 @@ from pgjax.algorithms import register, register_drift
 from pgjax.config import ALGORITHMS, Config, make_config, stack_configs
 from pgjax.devices import use_compile_cache, use_host_devices
 from pgjax.policy import evaluate, initial_memory, make_policy
+from pgjax.programs import compiler_options
 from pgjax.trainer import METRICS, TrainState, make_train, make_trainer
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __all__ = [
     "METRICS",
     "TrainState",
     "advantages",
+    "compiler_options",
     "distributions",
     "drifts",
     "envs",

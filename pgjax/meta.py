@@ -41,6 +41,7 @@ from pgjax.distributed import over_runs, padded_order, run_devices
 from pgjax.engine import CHECKPOINT_DIR, FINAL_WINDOW
 from pgjax.keys import typed_key
 from pgjax.meta_files import HISTORY, read_spec, write_meta, write_spec
+from pgjax.programs import compiler_options
 from pgjax.run_lock import run_directory_lock
 from pgjax.trainer import make_train
 
@@ -283,7 +284,8 @@ def meta_train(spec: MetaSpec, out=None, *, resume: bool = True, progress: bool 
             members = jax.tree.map(lambda p, m: jnp.concatenate([p, m[None]]), population, mean)
             if not compiled:
                 t0 = time.perf_counter()
-                compiled.extend(e.lower(members, inner_keys).compile() for e in evaluators)
+                compiled.extend(e.lower(members, inner_keys).compile(compiler_options())
+                                for e in evaluators)
                 times["compile"] = time.perf_counter() - t0
             returns = [_normalised(spec, env, np.asarray(evaluate(members, inner_keys)))
                        for env, evaluate in zip(spec.envs, compiled, strict=False)]

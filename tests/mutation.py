@@ -299,6 +299,16 @@ MUTATIONS = [
     Mutation("rollout splits keys that are already the rollout's", "pgjax/rollout.py",
              "if typed_key(key).shape == (num_steps, num_envs + 1):", "if False:",
              ("tests/test_rollout_noise.py",)),
+    # --- pgjax's XLA options (LLVM -O1 on CPU) ---
+    Mutation("traced programs compiled without pgjax's compiler options", "pgjax/programs.py",
+             "self.jitted.lower(*self.args).compile(compiler_options())",
+             "self.jitted.lower(*self.args).compile()", ("tests/test_programs.py",)),
+    Mutation("stored programs compiled without pgjax's compiler options", "pgjax/programs.py",
+             "*jax.tree.leaves(self.args)).compile(compiler_options())",
+             "*jax.tree.leaves(self.args)).compile()", ("tests/test_programs.py",)),
+    Mutation("compiler options ignore jax_disable_most_optimizations", "pgjax/programs.py",
+             ' or jax.config.read("jax_disable_most_optimizations"):', ":",
+             ("tests/test_programs.py",)),
     # --- the rollout's env state carried packed by dtype ---
     Mutation("packed state unpacked from the first columns for every leaf", "pgjax/rollout.py",
              "packed[name][..., start:start + width]", "packed[name][..., :width]",

@@ -141,3 +141,32 @@ def test_only_pgjax_own_code_is_stored(config):
         assert not engine.storable([config.replace(algo=drift.name)])
     finally:
         pgjax.algorithms.ALGORITHMS.pop(drift.name)
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_programs_compile_with_pgjax_compiler_options(stored, tmp_path, monkeypatch):
+    """Stored or traced, a program is compiled with :func:`pgjax.compiler_options` (an
+    option XLA does not know must reach XLA and fail there)."""
+    if stored:
+        programs.use_program_store(tmp_path / "programs")
+    try:
+        program = programs.Program(lambda x: x * 2.0, (np.ones(3, np.float32),),
+                                   {"name": "double"} if stored else None)
+        np.testing.assert_array_equal(program.compile()(np.ones(3, np.float32)), 2.0)
+        monkeypatch.setattr(programs, "compiler_options", lambda: {"not_an_xla_option": 1})
+        with pytest.raises(Exception, match="not_an_xla_option"):
+            programs.Program(lambda x: x * 3.0, (np.ones(3, np.float32),),
+                             {"name": "triple"} if stored else None).compile()
+    finally:
+        programs.use_program_store(None)
+
+
+def test_compiler_options_lower_llvm_on_cpu_unless_optimisations_are_off():
+    disabled = jax.config.read("jax_disable_most_optimizations")
+    try:
+        jax.config.update("jax_disable_most_optimizations", False)
+        assert pgjax.compiler_options() == {"xla_backend_optimization_level": 1}
+        jax.config.update("jax_disable_most_optimizations", True)
+        assert pgjax.compiler_options() is None
+    finally:
+        jax.config.update("jax_disable_most_optimizations", disabled)
