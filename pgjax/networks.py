@@ -111,6 +111,23 @@ def conv_output_size(obs_shape: Sequence[int], channels: Sequence[int], kernel: 
     return (h - shrink) * (w - shrink) * channels[-1]
 
 
+#: ``dense`` on at most ``SMALL_ROWS`` input rows through a layer at most ``SMALL_WIDTH`` wide
+#: on one side (inputs or outputs) is computed as products and a sum (:func:`affine`).
+SMALL_ROWS, SMALL_WIDTH = 8, 8
+
+
+def affine(x, w, b):
+    """``x @ w + b``; for a few rows through a narrow layer (a rollout's policy on 4 envs: its
+    4-input first layer and 2-output head), as ``Σ_i x_i·w_i + b``, which XLA fuses with the
+    activation into one kernel, instead of a library matmul whose fixed cost per call is most
+    of the time at these sizes (a CartPole rollout step was 21% faster, benchmarks/README.md).
+    Equal up to float summation order."""
+    rows = math.prod(x.shape[:-1])
+    if rows <= SMALL_ROWS and min(w.shape) <= SMALL_WIDTH:
+        return (x[..., :, None] * w).sum(axis=-2) + b
+    return x @ w + b
+
+
 @jax.custom_jvp
 def dense(x, w, b):
     """``x @ w + b`` for inputs ``[..., n_in]``, with the weight gradient computed from a
@@ -121,8 +138,8 @@ def dense(x, w, b):
     n_out]`` it gets when ``xᵀ`` is materialised first (behind an optimisation barrier, so the
     simplifier does not fold the transpose back). The values and derivatives are the same
     (up to float summation order); a PPO update on CartPole was about 8% faster (measured,
-    benchmarks/README.md)."""
-    return x @ w + b
+    benchmarks/README.md). The value is :func:`affine`'s."""
+    return affine(x, w, b)
 
 
 def _dense_jvp(primals, tangents):
@@ -137,7 +154,7 @@ def _dense_jvp(primals, tangents):
         else:
             rows_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
             terms.append((rows_t.T @ dw).reshape(x.shape[:-1] + w.shape[-1:]))
-    y = x @ w + b
+    y = affine(x, w, b)
     if not isinstance(db, SymbolicZero):
         terms.append(jnp.broadcast_to(db, y.shape))
     return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)

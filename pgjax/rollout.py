@@ -141,17 +141,27 @@ def sample_with_noise(policy, noise):
     return policy.mean + jnp.exp(policy.log_std) * noise
 
 
-def act(env, network, policy, env_state, obs, step_keys, noise=None):
+def env_step_inputs(env, keys):
+    """What the rollout hands ``env.step`` in place of each env's key (``keys``: ``[num_steps,
+    num_envs]``): the keys, or, for an env with ``prepare_step`` (:mod:`pgjax.envs.core`; a
+    gymnax env's auto-reset), what it makes of every key, computed for the whole rollout in one
+    batch before the rollout's scan."""
+    prepare = getattr(env, "prepare_step", None)
+    return keys if prepare is None else jax.vmap(jax.vmap(prepare))(keys)
+
+
+def act(env, network, policy, env_state, obs, policy_key, env_inputs, noise=None):
     """One vectorised step: sample from ``policy`` (with ``noise`` from
-    :func:`sampling_noise` if given, else from key ``step_keys[0]``), step every env with keys
-    ``step_keys[1:]``; ``(env_state, next_obs, Transition)``."""
-    action = (policy.sample(step_keys[0]) if noise is None
+    :func:`sampling_noise` if given, else from ``policy_key``), step every env with its key or
+    prepared inputs ``env_inputs`` (:func:`env_step_inputs`); ``(env_state, next_obs,
+    Transition)``."""
+    action = (policy.sample(policy_key) if noise is None
               else sample_with_noise(policy, noise))
     log_prob = policy.log_prob(action)
     # Named axis: wrappers with statistics shared across envs (normalisation) reduce on it.
     env_step = jax.vmap(env.step, axis_name=ENV_AXIS)
     env_state, next_obs, reward, terminated, truncated, info = env_step(
-        step_keys[1:], env_state, env_action(env.action_space, action, network.squash))
+        env_inputs, env_state, env_action(env.action_space, action, network.squash))
     transition = Transition(
         obs=obs,
         action=action,
@@ -182,15 +192,16 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
 
     def step(carry, inputs):
         packed_state, obs = carry
-        step_keys, noise = inputs
+        policy_key, env_inputs, noise = inputs
         policy = network.policy(actor_params, obs)
         env_state, next_obs, transition = act(env, network, policy, unpack(packed_state), obs,
-                                              step_keys, noise)
+                                              policy_key, env_inputs, noise)
         return (pack(env_state), next_obs), transition
 
     keys = rollout_keys(key, num_steps, num_envs)
     noise = sampling_noise(jax.eval_shape(network.policy, actor_params, obs), keys[:, 0])
-    (packed_state, obs), transitions = jax.lax.scan(step, (pack(env_state), obs), (keys, noise))
+    inputs = (keys[:, 0], env_step_inputs(env, keys[:, 1:]), noise)
+    (packed_state, obs), transitions = jax.lax.scan(step, (pack(env_state), obs), inputs)
     return unpack(packed_state), obs, transitions
 
 
@@ -210,16 +221,17 @@ def recurrent_rollout(env, network, actor_params, env_state, obs, memory, key, n
 
     def step(carry, inputs):
         packed_state, obs, h = carry
-        step_keys, noise = inputs
+        policy_key, env_inputs, noise = inputs
         policy, h = network.policy_step(actor_params, h, obs, no_reset)
         env_state, next_obs, transition = act(env, network, policy, unpack(packed_state), obs,
-                                              step_keys, noise)
+                                              policy_key, env_inputs, noise)
         h = reset_state(h, transition.done)
         return (pack(env_state), next_obs, h), transition
 
     keys = rollout_keys(key, num_steps, num_envs)
     policy = jax.eval_shape(network.policy_step, actor_params, memory, obs, no_reset)[0]
     noise = sampling_noise(policy, keys[:, 0])
+    inputs = (keys[:, 0], env_step_inputs(env, keys[:, 1:]), noise)
     (packed_state, obs, memory), transitions = jax.lax.scan(
-        step, (pack(env_state), obs, memory), (keys, noise))
+        step, (pack(env_state), obs, memory), inputs)
     return unpack(packed_state), obs, memory, transitions

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pgjax.envs import Box, Discrete
-from pgjax.networks import conv_apply, dense, make_actor_critic, mlp_init, orthogonal
+from pgjax.networks import (SMALL_ROWS, SMALL_WIDTH, affine, conv_apply, dense,
+                            make_actor_critic, mlp_init, orthogonal)
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1)])
@@ -112,6 +113,21 @@ def test_dense_derivatives_equal_the_plain_matmul(lead):
     got = jax.vmap(jax.grad(loss(dense), 1), (None, 0, None))(x, stacked, b)
     want = jax.vmap(jax.grad(loss(plain), 1), (None, 0, None))(x, stacked, b)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows, n_in, n_out, matmul", [
+    (4, 4, 64, False), (SMALL_ROWS, 64, 2, False), (1, 64, SMALL_WIDTH, False),
+    (SMALL_ROWS + 1, 4, 64, True), (4, 64, 64, True), (128, 4, 64, True)])
+def test_few_rows_through_a_narrow_layer_are_products_and_a_sum(rows, n_in, n_out, matmul):
+    """A rollout's few rows through a narrow layer are computed without a matmul (one fused
+    kernel); everything else is a matmul; both equal ``x @ w + b``."""
+    kx, kw = jax.random.split(jax.random.key(1))
+    x = jax.random.normal(kx, (rows, n_in))
+    w, b = jax.random.normal(kw, (n_in, n_out)), jnp.linspace(-1.0, 1.0, n_out)
+    jaxpr = str(jax.make_jaxpr(dense)(x, w, b))
+    assert ("dot_general" in jaxpr) == matmul
+    np.testing.assert_allclose(affine(x, w, b), np.asarray(x) @ np.asarray(w) + np.asarray(b),
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("activation, nonlinearity", [

@@ -80,7 +80,7 @@ def test_rollout_equals_the_steps_taken_one_by_one(env_id, extra):
     @jax.jit
     def one_step(env_state, obs, step_keys):
         policy = network.policy(actor, obs)
-        return act(env, network, policy, env_state, obs, step_keys)
+        return act(env, network, policy, env_state, obs, step_keys[0], step_keys[1:])
 
     ref_state, ref_obs, steps = state.env_state, state.obs, []
     for t in range(num_steps):

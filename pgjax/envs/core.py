@@ -17,6 +17,14 @@ unbatched: the trainer vmaps over environments.
 An environment may also declare ``episode_info``, a tuple of ``info`` keys that describe the
 episode at its end (Craftax's ``achievements``): the trainer reports each as a metric, its mean
 over the episodes that ended in an update (:func:`episode_info`).
+
+And it may define ``prepare_step(key) -> inputs``: ``step(inputs, state, action)`` must then do
+exactly what ``step(key, state, action)`` does. The rollout calls it for every step and env of
+a rollout at once, before the rollout's scan, and hands ``step`` the result in place of the
+key: work that depends on the key alone (a gymnax env's auto-reset: the key's split and the
+reset drawn at every step) runs as one batch instead of inside every step. A wrapper forwards
+its env's ``prepare_step`` only if its ``step`` passes the key on untouched
+(:attr:`Wrapper.passes_key`).
 """
 
 from __future__ import annotations
@@ -78,7 +86,14 @@ class Wrapper:
     def __init__(self, env):
         self.env = env
 
+    #: whether ``step`` hands its key to the wrapped env untouched, so that the rollout may
+    #: prepare it with the wrapped env's ``prepare_step`` (a wrapper that draws from the key
+    #: itself must leave this False)
+    passes_key = False
+
     def __getattr__(self, name):
+        if name == "prepare_step" and not self.passes_key:
+            raise AttributeError(name)
         return getattr(self.env, name)
 
     def __repr__(self):
@@ -186,6 +201,8 @@ class EpisodeStats(Wrapper):
     and ``episode_done``; read the totals where ``episode_done`` is true. Rewards are counted
     as the wrapped env returns them, so put this wrapper inside any reward scaling.
     """
+
+    passes_key = True
 
     def reset(self, key):
         env_state, obs = self.env.reset(key)

@@ -89,6 +89,8 @@ class NormalizeObservation(Wrapper):
     """``clip((o − μ) / √(σ² + ε), ±clip)`` with running μ, σ² of the observations; the final
     observation in ``info`` is normalised with the same statistics."""
 
+    passes_key = True
+
     def __init__(self, env, *, clip: float = 10.0, epsilon: float = 1e-8,
                  axis_name: str | None = ENV_AXIS):
         super().__init__(env)
@@ -123,6 +125,8 @@ class NormalizeReward(Wrapper):
         super().__init__(env)
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
         self.axis_name = axis_name
+
+    passes_key = True
 
     def reset(self, key):
         env_state, obs = self.env.reset(key)

@@ -20,6 +20,8 @@ class MaskObservation(Wrapper):
     observation the env returns, ``info["final_observation"]`` included. Pure: no state of its
     own."""
 
+    passes_key = True
+
     def __init__(self, env, keep):
         super().__init__(env)
         shape = env.observation_space.shape
