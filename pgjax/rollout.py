@@ -10,7 +10,7 @@ from flax import struct
 
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
 from pgjax.envs import ENV_AXIS, Box
-from pgjax.keys import typed_key
+from pgjax.keys import gumbel, normal, split_key, typed_key
 from pgjax.recurrent import reset_state
 
 
@@ -112,7 +112,7 @@ def rollout_keys(key, num_steps: int, num_envs: int):
     call), returned as they are."""
     if typed_key(key).shape == (num_steps, num_envs + 1):
         return typed_key(key)
-    return jax.random.split(typed_key(key), num_steps * (num_envs + 1)).reshape(
+    return split_key(key, num_steps * (num_envs + 1)).reshape(
         num_steps, num_envs + 1)
 
 
@@ -126,9 +126,9 @@ def sampling_noise(policy, keys):
     is one RNG call for the whole rollout instead of one per step (each a loop of its own on
     CPU), with the same numbers."""
     if isinstance(policy, Categorical):
-        shape, dtype, draw = policy.logits.shape, policy.logits.dtype, jax.random.gumbel
+        shape, dtype, draw = policy.logits.shape, policy.logits.dtype, gumbel
     elif isinstance(policy, (DiagGaussian, TanhGaussian)):
-        shape, dtype, draw = policy.mean.shape, policy.mean.dtype, jax.random.normal
+        shape, dtype, draw = policy.mean.shape, policy.mean.dtype, normal
     else:
         return None
     return jax.vmap(lambda key: draw(key, shape, dtype))(keys)

@@ -20,7 +20,7 @@ from pgjax.advantages import gae
 from pgjax.config import ALGORITHMS, Config, resolve_defaults
 from pgjax.devices import warn_if_cpu_scheduler_on
 from pgjax.faults import first_nonfinite
-from pgjax.keys import typed_key
+from pgjax.keys import split_key, typed_key
 from pgjax.losses import explained_variance
 from pgjax.networks import make_actor_critic
 from pgjax.recurrent import Memory, Sequences, make_recurrent_actor_critic
@@ -177,7 +177,7 @@ def make_trainer(config: Config) -> Trainer:
 
     def update(state):
         # The next state's key, the update rule's and the rollout's, in one split.
-        keys = jax.random.split(state.key, 2 + config.num_steps * (config.num_envs + 1))
+        keys = split_key(state.key, 2 + config.num_steps * (config.num_envs + 1))
         key, key_update = keys[0], keys[1]
         key_rollout = keys[2:].reshape(config.num_steps, config.num_envs + 1)
         env_state, obs, memory, traj, batch = collect(state, key_rollout)

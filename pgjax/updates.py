@@ -23,6 +23,7 @@ from jax.flatten_util import ravel_pytree
 
 from pgjax import advantages as advantages_lib
 from pgjax import losses
+from pgjax import keys as keys_lib
 
 
 @struct.dataclass
@@ -80,7 +81,7 @@ def shuffled_indices(key, num: int, size: int):
     low = jnp.uint32((1 << index_bits) - 1)
     position = jnp.arange(size, dtype=jnp.uint32)
     indices = jnp.broadcast_to(jnp.arange(size, dtype=jnp.int32), (num, size))
-    for bits in jax.random.bits(key, (rounds, num, size)):
+    for bits in keys_lib.random_bits(key, (rounds, num, size)):
         words = (bits & ~low) | position
         order = (jnp.sort(words, axis=-1) & low).astype(jnp.int32)
         indices = jnp.take_along_axis(indices, order, axis=-1)

@@ -140,3 +140,38 @@ def test_rollout_legacy_key_equals_typed_key(config):
     collect = jax.jit(lambda key: rollout(env, network, state.params.actor, state.env_state,
                                           state.obs, key, 8))
     assert_trees_equal(collect(jax.random.PRNGKey(6)), collect(jax.random.key(6)))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_written_out_threefry_draws_are_jax_random_draws(legacy):
+    """pgjax.keys' draws (Threefry-2x32 written out) are jax.random's, bit for bit, under jit
+    and vmap, for typed and legacy keys; and they do not call JAX's threefry primitive."""
+    from pgjax import keys as K
+
+    make = jax.random.PRNGKey if legacy else jax.random.key
+    batch = jnp.stack([make(s) for s in (0, 7, 123456)])
+    shapes = [(), (3,), (2, 4, 512), (128, 4, 2)]
+
+    def ours(key):
+        return ([jax.random.key_data(K.split_key(key, n)) for n in (1, 2, 5, 640)]
+                + [f(key, s) for s in shapes for f in (K.random_bits, K.gumbel, K.normal)])
+
+    def theirs(key):
+        key = typed_key(key)
+        return ([jax.random.key_data(jax.random.split(key, n)) for n in (1, 2, 5, 640)]
+                + [f(key, s) for s in shapes
+                   for f in (jax.random.bits, jax.random.gumbel, jax.random.normal)])
+
+    for got, want in zip(jax.jit(jax.vmap(ours))(batch), jax.jit(jax.vmap(theirs))(batch)):
+        np.testing.assert_array_equal(got, want)
+    assert "threefry" not in str(jax.make_jaxpr(ours)(batch[0]))
+
+
+def test_other_key_implementations_draw_through_jax_random():
+    from pgjax import keys as K
+
+    key = jax.random.key(3, impl="rbg")
+    np.testing.assert_array_equal(jax.random.key_data(K.split_key(key, 4)),
+                                  jax.random.key_data(jax.random.split(key, 4)))
+    np.testing.assert_array_equal(jax.jit(lambda k: K.gumbel(k, (5,)))(key),
+                                  jax.jit(lambda k: jax.random.gumbel(k, (5,)))(key))

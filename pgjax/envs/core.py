@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from pgjax.keys import split_key
+
 
 @dataclasses.dataclass(frozen=True)
 class Discrete:
@@ -136,7 +138,7 @@ class AutoReset(Wrapper):
         return self.env.reset(key)
 
     def step(self, key, state, action):
-        key_step, key_reset = jax.random.split(key)
+        key_step, key_reset = split_key(key, 2)
         state, obs, reward, terminated, truncated, info = self.env.step(key_step, state, action)
         done = jnp.logical_or(terminated, truncated)
         if self._fresh is None:

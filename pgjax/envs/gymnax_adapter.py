@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pgjax.envs.core import Box, Discrete
+from pgjax.keys import split_key
 
 
 @struct.dataclass
@@ -74,7 +75,7 @@ class PreparedGymnaxEnv(GymnaxEnv):
     def prepare_step(self, key) -> PreparedStep:
         """``key`` split as gymnax's ``step`` splits it, and the reset it draws from the second
         half: ``step(prepare_step(key), ...)`` is ``step(key, ...)``."""
-        key_step, key_reset = jax.random.split(key)
+        key_step, key_reset = split_key(key, 2)
         obs, state = self.gymnax_env.reset_env(key_reset, self.params)
         return PreparedStep(key_step, state, obs)
 
