@@ -152,10 +152,6 @@ MUTATIONS = [
              "norm = jnp.sqrt(jnp.sum(g_actor ** 2) + jnp.sum(g_critic ** 2))",
              "norm = jnp.sqrt(jnp.sum(g_actor ** 2))", ("tests/test_fixpo.py",)),
     # --- keys and the log-ratio ---
-    Mutation("rollout splits a legacy key without converting it", "pgjax/keys.py",
-             "    key = typed_key(key)\n    if not _written_out(key):\n        return jax.random.split(",
-             "    if not _written_out(typed_key(key)):\n        return jax.random.split(",
-             ("tests/test_keys.py",)),
     Mutation("engine keeps the padded runs' metrics", "pgjax/engine.py",
              "chunks.append({k: np.asarray(v)[:runs] for", "chunks.append({k: np.asarray(v) for",
              ("tests/test_training.py",)),
