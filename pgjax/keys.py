@@ -87,7 +87,7 @@ def _hash_counters(key, size: int):
 def split_key(key, num: int) -> jax.Array:
     """``jax.random.split(key, num)``: ``num`` typed keys, the same ones."""
     key = typed_key(key)
-    if not _written_out(key):
+    if not _written_out(key) or num >= 2**32:  # counters beyond 32 bits: JAX's own
         return jax.random.split(key, num)
     words = jnp.stack(_hash_counters(key, num), axis=-1)
     return jax.random.wrap_key_data(words, impl=jax.random.key_impl(key))
@@ -96,7 +96,7 @@ def split_key(key, num: int) -> jax.Array:
 def random_bits(key, shape) -> jax.Array:
     """``jax.random.bits(key, shape)``: uint32 random bits, the same ones."""
     key, shape = typed_key(key), tuple(shape)
-    if not _written_out(key):
+    if not _written_out(key) or math.prod(shape) >= 2**32:
         return jax.random.bits(key, shape)
     hi, lo = _hash_counters(key, math.prod(shape))
     return (hi ^ lo).reshape(shape)

@@ -9,7 +9,7 @@ final observation.
 
 gymnax's ``step`` splits its key into the step's and the reset's and computes a reset at every
 step, used where the episode ended. The adapter does the same, and offers it ahead
-(:meth:`GymnaxEnv.prepare_step`): the rollout then draws the keys and computes the resets of
+(:meth:`PreparedGymnaxEnv.prepare_step`): the rollout then draws the keys and computes the resets of
 all its steps and envs in one batch before its scan, and each step only selects — a rollout
 step of 4 CartPole envs took 21% less time (benchmarks/README.md), with the same numbers.
 """
