@@ -48,10 +48,19 @@ _store: list = [None]  # the directory, when on (use_program_store)
 
 def compiler_options() -> dict | None:
     """The XLA options pgjax compiles its programs with (``jax.stages.Lowered.compile``'s
-    ``compiler_options``): on CPU, LLVM at -O1 rather than XLA's -O2 — a PPO program on
-    CartPole compiled in 14–19% less time and ran as fast (paired runs, benchmarks/README.md:
-    its run time is in library matmuls and per-kernel dispatch, not in LLVM's code). None on
-    other platforms, and when JAX is set to compile with most optimisations off
+    ``compiler_options``), on CPU:
+
+    * LLVM at -O1 rather than XLA's -O2 — a PPO program on CartPole compiled in 14–19% less
+      time and ran as fast (paired runs, benchmarks/README.md: its run time is in library
+      matmuls and per-kernel dispatch, not in LLVM's code);
+    * XLA's ``tree_reduction_rewriter`` pass off (:data:`DISABLED_PASSES`, added to any
+      ``--xla_disable_hlo_passes`` in ``XLA_FLAGS``). The pass splits every sum over more than
+      32 elements into a windowed partial sum and a second sum, two more kernels to compile
+      and dispatch each; without it the CartPole PPO program has a fifth fewer kernels. Sums
+      of 33 to 2,048 float32 numbers (larger ones go to YNNPACK either way) were as accurate
+      without it, against float64 (benchmarks/README.md).
+
+    None on other platforms, and when JAX is set to compile with most optimisations off
     (``jax_disable_most_optimizations``), which it then does.
 
     Example:
@@ -62,7 +71,21 @@ def compiler_options() -> dict | None:
     """
     if jax.default_backend() != "cpu" or jax.config.read("jax_disable_most_optimizations"):
         return None
-    return {"xla_backend_optimization_level": 1}
+    return {"xla_backend_optimization_level": 1,
+            "xla_disable_hlo_passes": ",".join(disabled_passes())}
+
+
+#: XLA passes pgjax's CPU programs compile without (:func:`compiler_options`).
+DISABLED_PASSES = ("tree_reduction_rewriter",)
+
+
+def disabled_passes(xla_flags: str | None = None) -> tuple[str, ...]:
+    """:data:`DISABLED_PASSES` after the passes ``XLA_FLAGS`` (or ``xla_flags``) disables with
+    ``--xla_disable_hlo_passes``, which a program's own option would otherwise replace."""
+    flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+    users = [name for flag in flags.split() if flag.startswith("--xla_disable_hlo_passes=")
+             for name in flag.split("=", 1)[1].split(",") if name]
+    return tuple(dict.fromkeys(users + list(DISABLED_PASSES)))
 
 
 def use_program_store(path: str | os.PathLike | None) -> None:

@@ -306,6 +306,12 @@ MUTATIONS = [
     Mutation("compiler options ignore jax_disable_most_optimizations", "pgjax/programs.py",
              ' or jax.config.read("jax_disable_most_optimizations"):', ":",
              ("tests/test_programs.py",)),
+    Mutation("tree-reduction pass left on", "pgjax/programs.py",
+             'DISABLED_PASSES = ("tree_reduction_rewriter",)', "DISABLED_PASSES = ()",
+             ("tests/test_programs.py",)),
+    Mutation("passes XLA_FLAGS disables dropped", "pgjax/programs.py",
+             "return tuple(dict.fromkeys(users + list(DISABLED_PASSES)))",
+             "return tuple(DISABLED_PASSES)", ("tests/test_programs.py",)),
     # --- few rows through a narrow layer as products and a sum ---
     Mutation("small layers summed over the wrong axis", "pgjax/networks.py",
              "(x[..., :, None] * w).sum(axis=-2) + b", "(x[..., :, None] * w).sum(axis=-1)[..., None] + b",

@@ -3,6 +3,7 @@ bit-identically; the digest changes with everything that shapes a program; user 
 files and an unwritable store fall back to tracing."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -161,12 +162,40 @@ def test_programs_compile_with_pgjax_compiler_options(stored, tmp_path, monkeypa
         programs.use_program_store(None)
 
 
-def test_compiler_options_lower_llvm_on_cpu_unless_optimisations_are_off():
+def test_compiler_options_lower_llvm_on_cpu_unless_optimisations_are_off(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
     disabled = jax.config.read("jax_disable_most_optimizations")
     try:
         jax.config.update("jax_disable_most_optimizations", False)
-        assert pgjax.compiler_options() == {"xla_backend_optimization_level": 1}
+        assert pgjax.compiler_options() == {"xla_backend_optimization_level": 1,
+                                            "xla_disable_hlo_passes": "tree_reduction_rewriter"}
         jax.config.update("jax_disable_most_optimizations", True)
         assert pgjax.compiler_options() is None
+    finally:
+        jax.config.update("jax_disable_most_optimizations", disabled)
+
+
+def test_disabled_passes_keep_the_ones_xla_flags_disables():
+    flags = "--xla_force_host_platform_device_count=2 --xla_disable_hlo_passes=algsimp,cse"
+    assert programs.disabled_passes(flags) == ("algsimp", "cse", "tree_reduction_rewriter")
+    assert programs.disabled_passes("--xla_disable_hlo_passes=tree_reduction_rewriter") == (
+        "tree_reduction_rewriter",)
+    assert programs.disabled_passes("") == programs.DISABLED_PASSES
+
+
+def test_compiler_options_sum_in_one_kernel_as_accurately():
+    """Under pgjax's options a sum over 2048 numbers is one kernel, no windowed partial sums
+    (XLA's tree-reduction pass is off; larger sums go to YNNPACK either way), and within
+    float32 rounding of the exact sum."""
+    disabled = jax.config.read("jax_disable_most_optimizations")
+    try:
+        jax.config.update("jax_disable_most_optimizations", False)
+        x = np.random.default_rng(0).standard_normal(2048).astype(np.float32) + 1.0
+        lowered = jax.jit(lambda x: jnp.sum(jnp.tanh(x))).lower(x)
+        ours = lowered.compile(pgjax.compiler_options())
+        assert "reduce-window" in lowered.compile().as_text()
+        assert "reduce-window" not in ours.as_text() and ours.as_text().count(" fusion(") == 1
+        exact = np.tanh(x.astype(np.float64)).sum()
+        assert abs(float(ours(x)) - exact) < 1e-6 * abs(exact)
     finally:
         jax.config.update("jax_disable_most_optimizations", disabled)
