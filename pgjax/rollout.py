@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -11,6 +9,7 @@ from flax import struct
 from pgjax.distributions import Categorical, DiagGaussian, TanhGaussian
 from pgjax.envs import ENV_AXIS, Box
 from pgjax.keys import gumbel, normal, split_key, typed_key
+from pgjax.packing import packing_within, scan_packed
 from pgjax.recurrent import reset_state
 
 
@@ -44,94 +43,23 @@ def env_action(action_space, action, squash: bool = False):
     return jnp.clip(action, action_space.low, action_space.high)
 
 
-def dtype_packing(template, lead_ndim: int = 1):
-    """``(pack, unpack)`` for pytrees shaped like ``template``: ``pack`` concatenates the leaves
-    of each dtype, each flattened after its ``lead_ndim`` leading axes, into one array
-    (``{dtype name: [*lead, width]}``, PRNG keys left as they are); ``unpack`` slices them
-    back into the same pytree, exactly.
-
-    The rollout carries the env state packed: XLA:CPU otherwise computes a step's new state
-    as one kernel per leaf (each recomputing the env's step) and copies every carried leaf at
-    every step; packed, it is one kernel and one copy per dtype. Same numbers; a rollout of 4
-    CartPole envs took 20% less time per step (benchmarks/README.md). Large states are
-    carried as they are (:func:`state_carry`)."""
-    leaves, treedef = jax.tree.flatten(template)
-    shapes = [leaf.shape[lead_ndim:] for leaf in leaves]
-    groups: dict[str, list[int]] = {}
-    for i, leaf in enumerate(leaves):
-        if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            groups.setdefault(jnp.dtype(leaf.dtype).name, []).append(i)
-    packed_leaves = {i for members in groups.values() for i in members}
-
-    def pack(tree):
-        leaves = jax.tree.leaves(tree)
-        lead = leaves[0].shape[:lead_ndim] if leaves else ()
-        packed = {name: jnp.concatenate([leaves[i].reshape(lead + (-1,)) for i in members],
-                                        axis=-1) for name, members in groups.items()}
-        return packed, [leaf for i, leaf in enumerate(leaves) if i not in packed_leaves]
-
-    def unpack(packed_tree):
-        packed, others = packed_tree
-        leaves = [None] * len(shapes)
-        for name, members in groups.items():
-            start = 0
-            for i in members:
-                width = math.prod(shapes[i])
-                column = packed[name][..., start:start + width]
-                leaves[i] = column.reshape(column.shape[:-1] + shapes[i])
-                start += width
-        others = iter(others)
-        return jax.tree.unflatten(treedef, [next(others) if leaf is None else leaf
-                                            for leaf in leaves])
-
-    return pack, unpack
-
-
-#: The largest env state (bytes per env) the rollout carries packed (:func:`dtype_packing`):
+#: The largest env state (bytes per env) the rollout carries packed (:func:`state_carry`):
 #: classic control's (28 bytes for CartPole) gain, Brax's physics state was 16% slower packed.
 PACKED_STATE_BYTES = 128
 #: The largest step output (bytes per env: a transition) the rollout stacks packed
-#: (:func:`scan_packed`): CartPole's is 54 bytes, brax/hopper's 118, Breakout-MinAtar's 3.2 kB.
+#: (:func:`pgjax.packing.scan_packed`; one buffer write per dtype and step instead of nine):
+#: CartPole's is 54 bytes, brax/hopper's 118, Breakout-MinAtar's 3.2 kB.
 PACKED_OUTPUT_BYTES = 256
-
-
-def packing_within(tree, max_bytes: int):
-    """:func:`dtype_packing` of ``tree`` (leaves ``[num_envs, ...]``) when its leaves other
-    than PRNG keys hold at most ``max_bytes`` per env, else ``(pack, unpack)`` that return the
-    tree as it is."""
-    leaves = jax.tree.leaves(tree)
-    per_env = sum(math.prod(leaf.shape[1:]) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves
-                  if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))
-    if per_env > max_bytes:
-        return (lambda tree: tree), (lambda tree: tree)
-    return dtype_packing(tree)
 
 
 def state_carry(env_state):
     """``(pack, unpack)`` of the rollout's carried env state (``[num_envs, ...]`` leaves):
-    :func:`dtype_packing` for states of at most :data:`PACKED_STATE_BYTES` per env, else the
-    identity."""
-    return packing_within(env_state, PACKED_STATE_BYTES)
-
-
-def scan_packed(step, carry, inputs):
-    """``jax.lax.scan(step, carry, inputs)`` whose per-step outputs (leaves ``[num_envs,
-    ...]``, a :class:`Transition`) are stacked packed by dtype (:func:`dtype_packing`, when at
-    most :data:`PACKED_OUTPUT_BYTES` per env) and unpacked after the scan: the same arrays.
-
-    XLA:CPU writes each stacked output with a kernel of its own at every step (nine for a
-    transition); packed, one per dtype: the CartPole PPO program has 7 kernels fewer to
-    compile (2–3% of its compile time; run time unchanged, benchmarks/README.md)."""
-    unpack = []
-
-    def packed_step(carry, x):
-        carry, outputs = step(carry, x)
-        pack, unpack_outputs = packing_within(outputs, PACKED_OUTPUT_BYTES)
-        unpack[:] = [unpack_outputs]
-        return carry, pack(outputs)
-
-    carry, stacked = jax.lax.scan(packed_step, carry, inputs)
-    return carry, unpack[0](stacked)
+    :func:`pgjax.packing.dtype_packing` for states of at most :data:`PACKED_STATE_BYTES` per
+    env, else the identity. XLA:CPU otherwise computes a step's new state as one kernel per
+    leaf (each recomputing the env's step) and copies every carried leaf at every step;
+    packed, it is one kernel and one copy per dtype. Same numbers; a rollout of 4 CartPole envs
+    took 20% less time per step (benchmarks/README.md)."""
+    return packing_within(env_state, PACKED_STATE_BYTES, lead_ndim=1)
 
 
 def rollout_keys(key, num_steps: int, num_envs: int):
@@ -231,7 +159,8 @@ def rollout(env, network, actor_params, env_state, obs, key, num_steps):
     keys = rollout_keys(key, num_steps, num_envs)
     noise = sampling_noise(jax.eval_shape(network.policy, actor_params, obs), keys[:, 0])
     inputs = (keys[:, 0], env_step_inputs(env, keys[:, 1:]), noise)
-    (packed_state, obs), transitions = scan_packed(step, (pack(env_state), obs), inputs)
+    (packed_state, obs), transitions = scan_packed(
+        step, (pack(env_state), obs), inputs, max_bytes=PACKED_OUTPUT_BYTES, lead_ndim=1)
     return unpack(packed_state), obs, transitions
 
 
@@ -263,5 +192,5 @@ def recurrent_rollout(env, network, actor_params, env_state, obs, memory, key, n
     noise = sampling_noise(policy, keys[:, 0])
     inputs = (keys[:, 0], env_step_inputs(env, keys[:, 1:]), noise)
     (packed_state, obs, memory), transitions = scan_packed(
-        step, (pack(env_state), obs, memory), inputs)
+        step, (pack(env_state), obs, memory), inputs, max_bytes=PACKED_OUTPUT_BYTES, lead_ndim=1)
     return unpack(packed_state), obs, memory, transitions

@@ -24,6 +24,7 @@ from jax.flatten_util import ravel_pytree
 from pgjax import advantages as advantages_lib
 from pgjax import losses
 from pgjax import keys as keys_lib
+from pgjax.packing import scan_packed
 
 
 @struct.dataclass
@@ -219,7 +220,9 @@ def mirror_update(params, opt_state, batch: Batch, key, *, network, optimizer, c
         flat, opt_state = optimizer_step(optimizer, flat, opt_state, grads)
         return (flat, opt_state), ({**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
 
-    (flat_params, opt_state), (metrics, samples) = jax.lax.scan(
+    # The steps' metrics and samples stacked as one array (pgjax.packing): one buffer write
+    # per step instead of one per metric.
+    (flat_params, opt_state), (metrics, samples) = scan_packed(
         sgd_step, (flat_params, opt_state), minibatches(batch, key, config))
     # Every minibatch has the same size, so the mean over all steps' samples is the mean of
     # the per-step means.

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import pgjax
-from pgjax.rollout import (PACKED_OUTPUT_BYTES, PACKED_STATE_BYTES, Transition, act,
-                           dtype_packing, rollout, rollout_keys, scan_packed, state_carry)
+from pgjax.packing import dtype_packing, scan_packed
+from pgjax.rollout import (PACKED_OUTPUT_BYTES, PACKED_STATE_BYTES, Transition, act, rollout,
+                           rollout_keys, state_carry)
 from pgjax.trainer import make_env, make_network
 
 
@@ -30,7 +31,7 @@ def mixed_tree(num_envs=3):
 
 def test_packing_round_trips_exactly_and_groups_by_dtype():
     tree = mixed_tree()
-    pack, unpack = dtype_packing(tree)
+    pack, unpack = dtype_packing(tree, lead_ndim=1)
     packed, others = pack(tree)
     assert sorted(packed) == ["bool", "float32", "int32"]
     assert packed["float32"].shape == (3, 1 + 6 + 1)
@@ -73,7 +74,7 @@ def test_scan_packed_stacks_small_outputs_one_per_dtype_and_returns_them_exactly
 
     xs = jnp.arange(5)
     want = jax.lax.scan(step, 0, xs)
-    got = jax.jit(lambda xs: scan_packed(step, 0, xs))(xs)
+    got = jax.jit(lambda xs: scan_packed(step, 0, xs, lead_ndim=1))(xs)
     assert jax.tree.structure(got) == jax.tree.structure(want)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         if jax.dtypes.issubdtype(b.dtype, jax.dtypes.prng_key):
@@ -81,7 +82,7 @@ def test_scan_packed_stacks_small_outputs_one_per_dtype_and_returns_them_exactly
         assert a.shape == b.shape
         np.testing.assert_array_equal(a, b)
     # three dtypes and the keys as they are, against the tree's seven leaves
-    assert scan_outputs(lambda xs: scan_packed(step, 0, xs), xs) == 4
+    assert scan_outputs(lambda xs: scan_packed(step, 0, xs, lead_ndim=1), xs) == 4
     assert scan_outputs(lambda xs: jax.lax.scan(step, 0, xs), xs) == 7
 
 
@@ -90,10 +91,50 @@ def test_only_small_outputs_are_stacked_packed():
         return lambda carry, x: (carry, {"a": jnp.full((4, width), x, jnp.float32),
                                          "b": jnp.full((4,), x, jnp.float32)})
 
-    xs = jnp.arange(3.0)
-    fits = PACKED_OUTPUT_BYTES // 4 - 1
-    assert scan_outputs(lambda xs: scan_packed(step_of(fits), 0, xs), xs) == 1
-    assert scan_outputs(lambda xs: scan_packed(step_of(fits + 1), 0, xs), xs) == 2
+    def stacked(width, max_bytes):
+        return scan_outputs(lambda xs: scan_packed(step_of(width), 0, xs, max_bytes=max_bytes,
+                                                   lead_ndim=1), jnp.arange(3.0))
+
+    assert stacked(7, 32) == 1 and stacked(8, 32) == 2 and stacked(100, None) == 1
+
+
+@pytest.mark.parametrize("env_id, stacked", [("CartPole-v1", 3), ("Breakout-MinAtar", 9)])
+def test_rollout_stacks_small_transitions_packed(env_id, stacked):
+    """CartPole's 54-byte transitions as one array per dtype (float32, int32, bool),
+    Breakout-MinAtar's 3.2 kB ones field by field (over :data:`PACKED_OUTPUT_BYTES`)."""
+    config = pgjax.make_config("ppo", env_id, num_envs=2, num_steps=4, total_timesteps=8,
+                               num_minibatches=1)
+    env = make_env(config)
+    network = make_network(config, env)
+    state = jax.eval_shape(pgjax.make_trainer(config).init, jax.random.key(0))
+    assert scan_outputs(lambda s: rollout(env, network, s.params.actor, s.env_state, s.obs,
+                                          jax.random.key(1), 4), state) == stacked
+
+
+def nested_scans(jaxpr):
+    """Every scan equation in ``jaxpr`` and in the jaxprs its equations hold."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            yield eqn
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                yield from nested_scans(inner)
+
+
+@pytest.mark.parametrize("algo, steps", [("ppo", 2 * 2), ("mdpo", None)])
+def test_gradient_steps_stack_their_metrics_packed(algo, steps):
+    """The first-order update's scan over gradient steps (MDPO's over its policy steps) stacks
+    its per-step metrics and samples as one float32 array."""
+    config = pgjax.make_config(algo, "CartPole-v1", num_envs=2, num_steps=6, num_epochs=2,
+                               num_minibatches=2, total_timesteps=12)
+    steps = steps or config.hparams.policy_steps
+    trainer = pgjax.make_trainer(config)
+    state = jax.eval_shape(trainer.init, jax.random.key(0))
+    jaxpr = jax.make_jaxpr(trainer.update)(state).jaxpr
+    sgd = [e for e in nested_scans(jaxpr) if e.params["length"] == steps]
+    assert len(sgd) == 1
+    assert len(sgd[0].outvars) - sgd[0].params["num_carry"] == 1
 
 
 @pytest.mark.parametrize("env_id, extra", [

@@ -48,6 +48,7 @@ from jax.flatten_util import ravel_pytree
 from pgjax import drifts, losses
 from pgjax.algorithms.base import Algorithm, hyperparameter
 from pgjax.algorithms.ppo import PRESETS
+from pgjax.packing import scan_packed
 from pgjax.updates import (Batch, DriftInputs, UpdateRule, frozen_policy, loss_advantage,
                            optimizer_step, value_update)
 
@@ -89,7 +90,7 @@ def policy_phase(actor_params, opt_state, batch: Batch, *, network, optimizer, c
         return optimizer_step(optimizer, flat, opt_state, grads), (
             {**metrics, "grad_norm": jnp.linalg.norm(grads)}, samples)
 
-    (flat, opt_state), (metrics, (log_ratio, drift_value)) = jax.lax.scan(
+    (flat, opt_state), (metrics, (log_ratio, drift_value)) = scan_packed(
         step, (flat, opt_state), None, length=config.hparams.policy_steps)
     return unravel(flat), opt_state, {
         **jax.tree.map(jnp.mean, metrics),
