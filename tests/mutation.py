@@ -312,6 +312,10 @@ MUTATIONS = [
     Mutation("passes XLA_FLAGS disables dropped", "pgjax/programs.py",
              "return tuple(dict.fromkeys(users + list(DISABLED_PASSES)))",
              "return tuple(DISABLED_PASSES)", ("tests/test_programs.py",)),
+    Mutation("categorical log-prob masks the next action", "pgjax/distributions.py",
+             "chosen = jnp.arange(log_p.shape[-1]) == action[..., None].astype(jnp.int32)",
+             "chosen = jnp.arange(log_p.shape[-1]) == (action[..., None].astype(jnp.int32) + 1) % log_p.shape[-1]",
+             ("tests/test_distributions.py",)),
     # --- one batched QR per weight shape at init ---
     Mutation("batched orthogonal init drops the gains", "pgjax/networks.py",
              "weights[i] = draws[i][1] * q[k]", "weights[i] = q[k]", ("tests/test_networks.py",)),
