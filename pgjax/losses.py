@@ -137,12 +137,19 @@ def ratio_metrics(log_ratio, drift_value, *, clip_epsilon=0.2, where=None):
     """
     ratio = jnp.exp(log_ratio)
     deviation = jnp.abs(ratio - 1.0)
-    return {
-        "drift": masked_mean(drift_value, where),
-        "approx_kl": masked_mean((ratio - 1.0) - log_ratio, where),
-        "clipfrac": masked_mean((deviation > clip_epsilon).astype(jnp.float32), where),
-        "ratio_deviation": masked_mean(deviation, where),
-    }
+    names = ("drift", "approx_kl", "clipfrac", "ratio_deviation")
+    # The four means as one reduction over a stacked array: one kernel instead of four.
+    per_sample = jnp.stack([jnp.broadcast_to(drift_value, log_ratio.shape),
+                            (ratio - 1.0) - log_ratio,
+                            (deviation > clip_epsilon).astype(jnp.float32), deviation])
+    axes = tuple(range(1, per_sample.ndim))
+    if where is None:
+        means = jnp.mean(per_sample, axis=axes)
+    else:
+        where = jnp.broadcast_to(where, log_ratio.shape)
+        means = (jnp.sum(jnp.where(where, per_sample, 0.0), axis=axes)
+                 / jnp.maximum(jnp.sum(where), 1))
+    return dict(zip(names, means))
 
 
 def value_loss(values, old_values, returns, *, clip_epsilon=None, where=None):

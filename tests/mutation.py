@@ -316,6 +316,13 @@ MUTATIONS = [
              "chosen = jnp.arange(log_p.shape[-1]) == action[..., None].astype(jnp.int32)",
              "chosen = jnp.arange(log_p.shape[-1]) == (action[..., None].astype(jnp.int32) + 1) % log_p.shape[-1]",
              ("tests/test_distributions.py",)),
+    Mutation("ratio metrics named in the wrong order", "pgjax/losses.py",
+             'names = ("drift", "approx_kl", "clipfrac", "ratio_deviation")',
+             'names = ("drift", "approx_kl", "ratio_deviation", "clipfrac")',
+             ("tests/test_drifts_losses.py",)),
+    Mutation("masked ratio metrics divide by every sample", "pgjax/losses.py",
+             "/ jnp.maximum(jnp.sum(where), 1))", "/ where.size)",
+             ("tests/test_drifts_losses.py",)),
     # --- one batched QR per weight shape at init ---
     Mutation("batched orthogonal init drops the gains", "pgjax/networks.py",
              "weights[i] = draws[i][1] * q[k]", "weights[i] = q[k]", ("tests/test_networks.py",)),

@@ -79,3 +79,18 @@ def test_shape_mismatches_are_refused_not_broadcast():
         losses.value_loss(flat, flat, column)
     with pytest.raises(AssertionError):
         advantages.gae(flat, flat, column, flat > 0, flat > 0, gamma=0.99, lambda_=0.95)
+
+
+def test_ratio_metrics_are_each_their_own_mean():
+    """The four diagnostics (one stacked reduction) against their formulas, over [steps,
+    samples] as the update passes them, with and without a mask."""
+    log_ratio = jnp.log(jnp.array([[0.5, 1.1, 1.3], [0.9, 2.0, 1.0]]))
+    drift = jnp.array([[0.1, 0.0, 0.4], [0.2, 0.8, 0.0]])
+    r = jnp.exp(log_ratio)
+    for where in (None, jnp.array([[True, False, True], [True, True, False]])):
+        w = jnp.ones(r.shape, bool) if where is None else where
+        m = losses.ratio_metrics(log_ratio, drift, clip_epsilon=0.2, where=where)
+        np.testing.assert_allclose(m["drift"], jnp.mean(drift[w]), rtol=1e-6)
+        np.testing.assert_allclose(m["approx_kl"], jnp.mean((r - 1 - log_ratio)[w]), rtol=1e-6)
+        np.testing.assert_allclose(m["clipfrac"], jnp.mean(jnp.abs(r - 1)[w] > 0.2), rtol=1e-6)
+        np.testing.assert_allclose(m["ratio_deviation"], jnp.mean(jnp.abs(r - 1)[w]), rtol=1e-6)
