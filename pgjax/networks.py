@@ -32,56 +32,29 @@ def orthogonal(normal, gain: float = 1.0):
     """An orthogonal matrix of ``normal``'s shape from a standard-normal draw: ``gain·Q`` of the
     QR decomposition, signs fixed by ``diag(R)`` (Saxe et al. 2014, arXiv 1312.6120; the same
     law as ``jax.nn.initializers.orthogonal``). Taking the draw as input lets one RNG call feed
-    every layer, which keeps the init program small to compile. Batched over leading axes
-    (``[..., n_in, n_out]``: one QR call for all)."""
-    n_in, n_out = normal.shape[-2:]
-    z = jnp.swapaxes(normal, -1, -2) if n_in < n_out else normal
+    every layer, which keeps the init program small to compile."""
+    n_in, n_out = normal.shape
+    z = normal.T if n_in < n_out else normal
     q, r = jnp.linalg.qr(z)
-    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
-    return gain * (jnp.swapaxes(q, -1, -2) if n_in < n_out else q)
-
-
-def orthogonal_layers(draws: Sequence[tuple[jax.Array, float]]) -> list[jax.Array]:
-    """:func:`orthogonal` of each ``(normal, gain)``, the draws of one shape stacked into one
-    batched QR: the same matrices, a third fewer init kernels to compile for an actor-critic
-    of two MLPs (about 6 per QR group)."""
-    by_shape: dict[tuple, list[int]] = {}
-    for i, (normal, _) in enumerate(draws):
-        by_shape.setdefault(normal.shape, []).append(i)
-    weights = [None] * len(draws)
-    for members in by_shape.values():
-        q = orthogonal(jnp.stack([draws[i][0] for i in members]))
-        for k, i in enumerate(members):
-            weights[i] = draws[i][1] * q[k]
-    return weights
+    q = q * jnp.sign(jnp.diagonal(r))
+    return gain * (q.T if n_in < n_out else q)
 
 
 def _num_weights(sizes: Sequence[int]) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def mlp_draws(normal, sizes: Sequence[int], out_scale: float) -> list[tuple[jax.Array, float]]:
-    """The ``(normal, gain)`` of each layer of an MLP with widths ``sizes`` (input first),
-    sliced from a flat standard-normal draw of ``Σ n_in·n_out`` numbers: gain √2 for hidden
-    layers, ``out_scale`` for the output layer."""
-    draws, start = [], 0
-    gains = [math.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
-    for n_in, n_out, gain in zip(sizes[:-1], sizes[1:], gains):
-        draws.append((normal[start:start + n_in * n_out].reshape(n_in, n_out), gain))
-        start += n_in * n_out
-    return draws
-
-
-def mlp_layers(weights: Sequence[jax.Array]) -> list[dict]:
-    """MLP parameters from its weight matrices: ``{"w": w, "b": 0}`` per layer."""
-    return [{"w": w, "b": jnp.zeros((w.shape[1],), jnp.float32)} for w in weights]
-
-
 def mlp_from_normal(normal, sizes: Sequence[int], out_scale: float) -> list[dict]:
     """MLP parameters with layer widths ``sizes`` (input first, output last) from a flat
     standard-normal draw of ``Σ n_in·n_out`` numbers: orthogonal weights (gain √2 hidden,
     ``out_scale`` output) and zero biases."""
-    return mlp_layers(orthogonal_layers(mlp_draws(normal, sizes, out_scale)))
+    layers, start = [], 0
+    gains = [math.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
+    for n_in, n_out, gain in zip(sizes[:-1], sizes[1:], gains):
+        w = normal[start:start + n_in * n_out].reshape(n_in, n_out)
+        layers.append({"w": orthogonal(w, gain), "b": jnp.zeros((n_out,), jnp.float32)})
+        start += n_in * n_out
+    return layers
 
 
 def mlp_init(key, sizes: Sequence[int], out_scale: float) -> list[dict]:
@@ -253,12 +226,9 @@ class ActorCritic:
         # layer's slice (six copies of it to compile for two 3-layer MLPs); same numbers.
         normal = jax.lax.optimization_barrier(jax.random.normal(
             key, (2 * n_conv + n_actor + _num_weights(critic_sizes),)))
-        # Both MLPs' weights in one call: their layers of one shape share a batched QR.
-        draws = (mlp_draws(normal[:n_actor], actor_sizes, 0.01)
-                 + mlp_draws(normal[n_actor:-2 * n_conv or None], critic_sizes, 1.0))
-        weights = orthogonal_layers(draws)
-        actor = {"mlp": mlp_layers(weights[:len(actor_sizes) - 1])}
-        critic = {"mlp": mlp_layers(weights[len(actor_sizes) - 1:])}
+        actor = {"mlp": mlp_from_normal(normal[:n_actor], actor_sizes, 0.01)}
+        critic = {"mlp": mlp_from_normal(normal[n_actor:-2 * n_conv or None], critic_sizes,
+                                         1.0)}
         if self.conv_channels:
             actor["conv"] = conv_from_normal(normal[-2 * n_conv:-n_conv], channels)
             critic["conv"] = conv_from_normal(normal[-n_conv:], channels)

@@ -41,9 +41,8 @@ def gru_init(key, num_inputs: int, num_hidden: int) -> dict:
     normal_i = jax.random.normal(k_i, (3, num_inputs, num_hidden))
     normal_h = jax.random.normal(k_h, (3, num_hidden, num_hidden))
     return {
-        # each gate's block from one batched QR per matrix (orthogonal over the leading axis)
-        "w_i": jnp.concatenate(list(orthogonal(normal_i)), axis=1),
-        "w_h": jnp.concatenate(list(orthogonal(normal_h)), axis=1),
+        "w_i": jnp.concatenate([orthogonal(n) for n in normal_i], axis=1),
+        "w_h": jnp.concatenate([orthogonal(n) for n in normal_h], axis=1),
         "b_i": jnp.zeros((3 * num_hidden,), jnp.float32),
         "b_hn": jnp.zeros((num_hidden,), jnp.float32),
     }

@@ -323,16 +323,6 @@ MUTATIONS = [
     Mutation("masked ratio metrics divide by every sample", "pgjax/losses.py",
              "/ jnp.maximum(jnp.sum(where), 1))", "/ where.size)",
              ("tests/test_drifts_losses.py",)),
-    # --- one batched QR per weight shape at init ---
-    Mutation("batched orthogonal init drops the gains", "pgjax/networks.py",
-             "weights[i] = draws[i][1] * q[k]", "weights[i] = q[k]", ("tests/test_networks.py",)),
-    Mutation("orthogonal init: one QR per layer", "pgjax/networks.py",
-             "by_shape.setdefault(normal.shape, []).append(i)", "by_shape.setdefault(i, []).append(i)",
-             ("tests/test_networks.py",)),
-    Mutation("orthogonal init stacks the draws in the wrong order", "pgjax/networks.py",
-             "q = orthogonal(jnp.stack([draws[i][0] for i in members]))",
-             "q = orthogonal(jnp.stack([draws[i][0] for i in members][::-1]))",
-             ("tests/test_networks.py",)),
     # --- few rows through a narrow layer as products and a sum ---
     Mutation("small layers summed over the wrong axis", "pgjax/networks.py",
              "(x[..., :, None] * w).sum(axis=-2) + b", "(x[..., :, None] * w).sum(axis=-1)[..., None] + b",

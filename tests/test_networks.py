@@ -7,7 +7,7 @@ import pytest
 
 from pgjax.envs import Box, Discrete
 from pgjax.networks import (SMALL_ROWS, SMALL_WIDTH, affine, conv_apply, dense,
-                            make_actor_critic, mlp_init, orthogonal, orthogonal_layers)
+                            make_actor_critic, mlp_init, orthogonal)
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1)])
@@ -27,35 +27,6 @@ def test_orthogonal_matches_the_law_of_jax_initializer():
         jax.random.split(jax.random.key(1), 2000))
     assert abs(float(jnp.var(draws)) - float(jnp.var(reference))) < 0.01
     assert abs(float(jnp.mean(draws))) < 0.01
-
-
-def test_orthogonal_layers_batch_one_qr_per_shape_with_the_same_numbers():
-    shapes_gains = [((4, 64), 1.5), ((64, 64), 2.0), ((64, 2), 0.01), ((4, 64), 1.0),
-                    ((64, 64), 0.5), ((64, 1), 1.0)]
-    keys = jax.random.split(jax.random.key(3), len(shapes_gains))
-    draws = [(jax.random.normal(k, shape), gain) for k, (shape, gain) in zip(keys, shapes_gains)]
-    batched = jax.jit(orthogonal_layers)(draws)
-    for (normal, gain), w in zip(draws, batched):
-        np.testing.assert_array_equal(w, jax.jit(orthogonal, static_argnums=1)(normal, gain))
-    hlo = jax.jit(orthogonal_layers).lower(draws).compile().as_text()
-    assert hlo.count('custom_call_target="lapack_sorgqr') == 4  # one per distinct shape
-
-
-def test_actor_critic_init_is_orthogonal_per_layer():
-    """The actor's and the critic's layers (initialised together, a QR per shape) are each
-    ``orthogonal`` of its own slice of the draw with its own gain."""
-    network = make_actor_critic(Box(-1.0, 1.0, (4,)), Discrete(2), (64, 64), (64, 64))
-    params = network.init(jax.random.key(0))
-    gains = {"actor": (np.sqrt(2), np.sqrt(2), 0.01), "critic": (np.sqrt(2), np.sqrt(2), 1.0)}
-    for net, layers in (("actor", params.actor["mlp"]), ("critic", params.critic["mlp"])):
-        for layer, gain in zip(layers, gains[net]):
-            w = np.asarray(layer["w"], np.float64) / gain
-            small = min(w.shape)
-            gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
-            np.testing.assert_allclose(gram, np.eye(small), atol=2e-5)
-            np.testing.assert_array_equal(layer["b"], 0.0)
-    # the actor and the critic start from different draws
-    assert not np.allclose(params.actor["mlp"][1]["w"], params.critic["mlp"][1]["w"])
 
 
 def test_mlp_init_gains_and_zero_biases():
