@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / "pgjax"
 LAYERS = {
     "pgjax.keys": 0, "pgjax.distributions": 0, "pgjax.advantages": 0, "pgjax.losses": 0,
     "pgjax.drifts": 0, "pgjax.networks": 0, "pgjax.envs": 0, "pgjax.rollout": 0,
+    "pgjax.packing": 0,
     "pgjax.updates": 0, "pgjax.devices": 0, "pgjax.checkpoint": 0, "pgjax.sinks": 0,
     "pgjax.faults": 0, "pgjax.distributed": 0, "pgjax.run_files": 0, "pgjax.cli_args": 0,
     "pgjax.recurrent": 0, "pgjax.extras": 0, "pgjax.run_lock": 0, "pgjax.checkpoint_log": 0,
