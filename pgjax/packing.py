@@ -68,10 +68,10 @@ def packing_within(tree, max_bytes: int | None, lead_ndim: int = 0):
 
 def scan_packed(step, carry, xs, *, length: int | None = None, max_bytes: int | None = None,
                 lead_ndim: int = 0):
-    """``jax.lax.scan(step, carry, xs, length=length)`` whose per-step outputs are stacked packed by dtype
-    (:func:`packing_within` with ``max_bytes`` and ``lead_ndim``) and unpacked after the scan:
-    the same arrays, with one stacked array per dtype to write at every step instead of one
-    per leaf."""
+    """``jax.lax.scan(step, carry, xs, length=length)`` whose per-step outputs are stacked
+    packed by dtype (:func:`packing_within` with ``max_bytes`` and ``lead_ndim``) and unpacked
+    after the scan: the same arrays, with one stacked array per dtype to write at every step
+    instead of one per leaf."""
     unpack = []
 
     def packed_step(carry, x):
