@@ -17,8 +17,9 @@ import chex
 import jax.numpy as jnp
 
 
-def masked_mean(x, where=None):
-    """Mean of ``x`` over the samples where ``where`` is true (all when ``where`` is None)::
+def masked_mean(x, where=None, axis=None):
+    """Mean of ``x`` over the samples where ``where`` is true (all when ``where`` is None),
+    over ``axis`` (all axes by default)::
 
         masked_mean(x, w) = Σ_i w_i·x_i / max(Σ_i w_i, 1)
 
@@ -31,9 +32,9 @@ def masked_mean(x, where=None):
       1.5
     """
     if where is None:
-        return jnp.mean(x)
+        return jnp.mean(x, axis=axis)
     where = jnp.broadcast_to(where, x.shape)
-    return jnp.sum(jnp.where(where, x, 0.0)) / jnp.maximum(jnp.sum(where), 1)
+    return jnp.sum(jnp.where(where, x, 0.0), axis=axis) / jnp.maximum(jnp.sum(where, axis=axis), 1)
 
 
 def drift_objective(ratio, advantage, drift: Callable, **drift_kwargs):
@@ -142,13 +143,7 @@ def ratio_metrics(log_ratio, drift_value, *, clip_epsilon=0.2, where=None):
     per_sample = jnp.stack([jnp.broadcast_to(drift_value, log_ratio.shape),
                             (ratio - 1.0) - log_ratio,
                             (deviation > clip_epsilon).astype(jnp.float32), deviation])
-    axes = tuple(range(1, per_sample.ndim))
-    if where is None:
-        means = jnp.mean(per_sample, axis=axes)
-    else:
-        where = jnp.broadcast_to(where, log_ratio.shape)
-        means = (jnp.sum(jnp.where(where, per_sample, 0.0), axis=axes)
-                 / jnp.maximum(jnp.sum(where), 1))
+    means = masked_mean(per_sample, where, axis=tuple(range(1, per_sample.ndim)))
     return dict(zip(names, means))
 
 

@@ -320,8 +320,8 @@ MUTATIONS = [
              'names = ("drift", "approx_kl", "clipfrac", "ratio_deviation")',
              'names = ("drift", "approx_kl", "ratio_deviation", "clipfrac")',
              ("tests/test_drifts_losses.py",)),
-    Mutation("masked ratio metrics divide by every sample", "pgjax/losses.py",
-             "/ jnp.maximum(jnp.sum(where), 1))", "/ where.size)",
+    Mutation("masked means divide by every sample", "pgjax/losses.py",
+             "/ jnp.maximum(jnp.sum(where, axis=axis), 1)", "/ where.size",
              ("tests/test_drifts_losses.py",)),
     # --- few rows through a narrow layer as products and a sum ---
     Mutation("small layers summed over the wrong axis", "pgjax/networks.py",
